@@ -1,0 +1,201 @@
+"""Fine-tuning with spaCy's own components, from a generated config, evaluated every epoch.
+
+The config is an ordinary spaCy training config; a checkpoint enters it only through
+`[initialize] init_tok2vec`, exactly as a user would load one by hand. The loop is spaCy's
+`nlp.update` / `nlp.evaluate`, driven per epoch so each epoch's dev score is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from spacy.language import DEFAULT_CONFIG_PRETRAIN_PATH
+from spacy.schemas import ConfigSchemaTraining
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+from spacy.training.initialize import init_nlp
+from spacy.util import load_config, registry
+from thinc.api import Config
+
+from .encoder import EncoderSettings, tok2vec_config
+from .fileio import atomic_path
+
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
+    "learn_rate": 0.001,
+    "batch_words": 1000,
+    "dropout": 0.2,
+    "beta1": 0.9,
+    "beta2": 0.999,
+    "eps": 1e-8,
+    "L2": 0.01,
+    "grad_clip": 1.0,
+}
+
+_LISTENER = {"@architectures": "spacy.Tok2VecListener.v1", "width": None, "upstream": "*"}
+
+
+def task_component(task_type: str, width: int) -> tuple[str, dict[str, Any]]:
+    """Name and config block of the task's component, listening to the shared tok2vec."""
+    listener = {**_LISTENER, "width": width}
+    if task_type == "textcat":
+        return "textcat", {
+            "factory": "textcat",
+            "threshold": 0.5,
+            "model": {
+                "@architectures": "spacy.TextCatReduce.v1",
+                "exclusive_classes": True,
+                "use_reduce_first": False,
+                "use_reduce_last": False,
+                "use_reduce_max": False,
+                "use_reduce_mean": True,
+                "nO": None,
+                "tok2vec": listener,
+            },
+        }
+    if task_type == "ner":
+        return "ner", {
+            "factory": "ner",
+            "model": {
+                "@architectures": "spacy.TransitionBasedParser.v2",
+                "state_type": "ner",
+                "extra_state_tokens": False,
+                "hidden_width": 64,
+                "maxout_pieces": 2,
+                "use_upper": True,
+                "nO": None,
+                "tok2vec": listener,
+            },
+        }
+    raise ValueError(f"unknown task type {task_type!r}")
+
+
+def training_config(
+    task_type: str,
+    task_dir: str | Path,
+    encoder: EncoderSettings,
+    hyperparameters: dict[str, Any],
+    seed: int,
+    init_tok2vec: str | Path | None = None,
+    vectors: str | Path | None = None,
+) -> Config:
+    """A complete spaCy training config for one fine-tuning run."""
+    if encoder.include_static_vectors and vectors is None:
+        raise ValueError("the encoder takes static vectors, so fine-tuning needs a vectors table")
+    hp = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}
+    task_dir = Path(task_dir)
+    name, component = task_component(task_type, encoder.width)
+    config = {
+        "paths": {"train": str(task_dir / "train.spacy"), "dev": str(task_dir / "dev.spacy")},
+        "system": {"seed": seed, "gpu_allocator": None},
+        "nlp": {"lang": "en", "pipeline": ["tok2vec", name], "batch_size": 256},
+        "components": {
+            "tok2vec": {"factory": "tok2vec", "model": tok2vec_config(encoder)},
+            name: component,
+        },
+        "corpora": {
+            split: {"@readers": "spacy.Corpus.v1", "path": f"${{paths.{split}}}",
+                    "max_length": 0, "gold_preproc": False, "limit": 0, "augmenter": None}
+            for split in ("train", "dev")
+        },
+        "training": {
+            "seed": "${system.seed}",
+            "gpu_allocator": "${system.gpu_allocator}",
+            "dropout": hp["dropout"],
+            "max_epochs": 1,
+            "optimizer": {
+                "@optimizers": "Adam.v1",
+                "learn_rate": hp["learn_rate"],
+                "beta1": hp["beta1"],
+                "beta2": hp["beta2"],
+                "eps": hp["eps"],
+                "L2": hp["L2"],
+                "L2_is_weight_decay": True,
+                "grad_clip": hp["grad_clip"],
+                "use_averages": True,
+            },
+            "batcher": {
+                "@batchers": "spacy.batch_by_words.v1",
+                "size": hp["batch_words"],
+                "tolerance": 0.2,
+                "discard_oversize": False,
+            },
+        },
+        "initialize": {
+            "vectors": str(vectors) if vectors else None,
+            "init_tok2vec": str(init_tok2vec) if init_tok2vec else None,
+        },
+    }
+    pretraining = load_config(DEFAULT_CONFIG_PRETRAIN_PATH)["pretraining"]
+    config["pretraining"] = {**pretraining, "component": "tok2vec", "layer": ""}
+    return Config(config)
+
+
+def evaluate(task_type: str, nlp, examples: list[Example]) -> dict[str, float]:
+    """Dev metrics from one prediction pass: accuracy and macro F for textcat; NER P/R/F."""
+    predicted = nlp.pipe(_unannotated(nlp.vocab, eg.reference) for eg in examples)
+    scored = [Example(doc, eg.reference) for doc, eg in zip(predicted, examples, strict=True)]
+    component = nlp.get_pipe(task_type)
+    scores = component.score(scored)
+    if task_type == "textcat":
+        correct = sum(
+            max(eg.predicted.cats, key=eg.predicted.cats.get)
+            == max(eg.reference.cats, key=eg.reference.cats.get)
+            for eg in scored
+        )
+        return {"accuracy": correct / max(len(scored), 1),
+                "macro_f": float(scores["cats_macro_f"] or 0.0)}
+    return {key: float(scores[f"ents_{key[-1]}"] or 0.0) for key in ("ents_f", "ents_p", "ents_r")}
+
+
+def _unannotated(vocab, doc: Doc) -> Doc:
+    """The reference's tokens without annotations: models see the gold tokenization."""
+    return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+
+
+def read_examples(nlp, path: Path) -> list[Example]:
+    docs = DocBin().from_disk(path).get_docs(nlp.vocab)
+    return [Example(_unannotated(nlp.vocab, doc), doc) for doc in docs]
+
+
+def finetune(
+    task_type: str,
+    task_dir: str | Path,
+    encoder: EncoderSettings,
+    hyperparameters: dict[str, Any],
+    seed: int,
+    epochs: int,
+    out_path: str | Path,
+    init_tok2vec: str | Path | None = None,
+    vectors: str | Path | None = None,
+) -> list[dict]:
+    """Train for `epochs` epochs; write one JSON line of dev scores per epoch to `out_path`."""
+    config = training_config(task_type, task_dir, encoder, hyperparameters, seed,
+                             init_tok2vec, vectors)
+    nlp = init_nlp(config)
+    training = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
+    optimizer, batcher, dropout = training["optimizer"], training["batcher"], training["dropout"]
+    task_dir = Path(task_dir)
+    train = read_examples(nlp, task_dir / "train.spacy")
+    dev = read_examples(nlp, task_dir / "dev.spacy")
+    rng = random.Random(seed)
+    rows = []
+    with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            rng.shuffle(train)
+            losses: dict[str, float] = {}
+            for batch in batcher(train):
+                nlp.update(batch, drop=dropout, sgd=optimizer, losses=losses)
+            with nlp.use_params(optimizer.averages):
+                scores = evaluate(task_type, nlp, dev)
+            row = {"epoch": epoch, "scores": scores,
+                   "losses": {k: float(v) for k, v in losses.items()},
+                   "seconds": time.perf_counter() - started}
+            out.write(json.dumps(row, sort_keys=True) + "\n")
+            out.flush()
+            rows.append(row)
+    return rows

@@ -1,0 +1,340 @@
+"""LMAO pre-training: teach the CNN encoder to predict each token's static vector.
+
+One function, `pretrain`, turns (token store, vector table, settings, checkpoint word
+counts) into spaCy-loadable checkpoint files. The stream of words is deterministic given the
+seed, checkpoints fall on exact word counts, and the full training state is saved with
+each checkpoint so a killed run resumes where it stopped, bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
+from thinc.api import (
+    Adam,
+    CosineDistance,
+    L2Distance,
+    Linear,
+    Maxout,
+    Model,
+    Optimizer,
+    chain,
+    fix_random_seed,
+    list2array,
+    set_dropout_rate,
+)
+from tqdm import tqdm
+
+from .encoder import EncoderSettings, build_tok2vec
+from .fileio import append_jsonl, write_bytes
+from .store import TokenStore
+from .vectors import load_table, type_rows
+
+OBJECTIVES = ("own_word",)
+LOSSES = ("cosine", "L2")
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    objective: str = "own_word"
+    loss: str = "cosine"
+    hidden_width: int = 300
+    batch_words: int = 3000
+    max_doc_length: int = 500
+    learn_rate: float = 0.001
+    dropout: float = 0.2
+    seed: int = 0
+    shuffle: bool = True
+    max_epochs: int = 100
+    log_every_words: int = 20000
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PretrainSettings:
+        data = dict(data)
+        encoder = EncoderSettings.from_dict(data.pop("encoder", None))
+        settings = cls(encoder=encoder, **data)
+        if settings.objective not in OBJECTIVES:
+            raise ValueError(f"objective {settings.objective!r}: expected one of {OBJECTIVES}")
+        if settings.loss not in LOSSES:
+            raise ValueError(f"loss {settings.loss!r}: expected one of {LOSSES}")
+        return settings
+
+
+class WordStream:
+    """Deterministic stream of token-id segments over a store, cut at exact word counts.
+
+    Each epoch visits the documents once (in a seeded order when `shuffle`), splitting
+    documents longer than `max_doc_length`. `take(n)` returns segments with exactly
+    `min(n, words left)` words, splitting a segment where needed, so batches can end on a
+    checkpoint boundary.
+    """
+
+    def __init__(self, store: TokenStore, seed: int, shuffle: bool, max_doc_length: int,
+                 max_epochs: int):
+        self.store = store
+        self.seed = seed
+        self.shuffle = shuffle
+        self.max_doc_length = max_doc_length
+        self.max_epochs = max_epochs
+        self.words_read = 0
+        self._segments = self._iter_segments()
+        self._pending: np.ndarray | None = None
+
+    def _iter_segments(self) -> Iterator[np.ndarray]:
+        starts = np.asarray(self.store.doc_starts)
+        for epoch in range(self.max_epochs):
+            order = np.arange(self.store.n_docs)
+            if self.shuffle:
+                np.random.default_rng([self.seed, epoch]).shuffle(order)
+            for i in order:
+                doc = np.asarray(self.store.tokens[starts[i] : starts[i + 1]])
+                for j in range(0, len(doc), self.max_doc_length):
+                    yield doc[j : j + self.max_doc_length]
+
+    def take(self, n_words: int) -> list[np.ndarray]:
+        batch: list[np.ndarray] = []
+        need = n_words
+        while need > 0:
+            seg = self._pending if self._pending is not None else next(self._segments, None)
+            self._pending = None
+            if seg is None:
+                break
+            if len(seg) > need:
+                seg, self._pending = seg[:need], seg[need:]
+            batch.append(seg)
+            need -= len(seg)
+        taken = n_words - need
+        self.words_read += taken
+        return batch
+
+    def skip(self, n_words: int) -> None:
+        while n_words > 0:
+            taken = sum(len(s) for s in self.take(min(n_words, 100_000)))
+            if taken == 0:
+                raise RuntimeError("the stream ended before the resume position")
+            n_words -= taken
+
+
+class VectorObjective:
+    """Targets and loss for the 'own word' objective: predict each token's vector."""
+
+    def __init__(self, table: np.ndarray, rows_by_type: np.ndarray, loss: str):
+        self.table = table
+        self.rows_by_type = rows_by_type
+        self.loss = loss
+        self._distance = (
+            CosineDistance(normalize=True, ignore_zeros=True) if loss == "cosine"
+            else L2Distance(normalize=True)
+        )
+
+    @property
+    def width(self) -> int:
+        return int(self.table.shape[1])
+
+    def __call__(self, ids: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, float, int]:
+        """Return (gradient, summed loss, number of tokens with a target)."""
+        rows = self.rows_by_type[ids]
+        known = rows >= 0
+        target = self.table[np.where(known, rows, 0)]
+        if self.loss == "cosine":
+            target[~known] = 0.0  # ignored by CosineDistance(ignore_zeros=True)
+        else:
+            target[~known] = prediction[~known]  # zero gradient where there is no target
+        n_known = int(known.sum())
+        d_pred = self._distance.get_grad(prediction, target)
+        return d_pred, self.summed_loss(prediction[known], target[known]), n_known
+
+    def summed_loss(self, prediction: np.ndarray, target: np.ndarray) -> float:
+        """Loss summed over tokens: 1 - cosine similarity, or squared distance."""
+        if self.loss == "cosine":
+            norms = np.linalg.norm(prediction, axis=1) * np.linalg.norm(target, axis=1)
+            return float((1.0 - (prediction * target).sum(axis=1) / (norms + 1e-8)).sum())
+        return float(((prediction - target) ** 2).sum())
+
+
+def build_pretrain_model(settings: PretrainSettings, target_width: int) -> Model:
+    """tok2vec → Maxout (layer-normed) → Linear to the vector width, as spaCy's pretrain."""
+    tok2vec = build_tok2vec(settings.encoder)
+    head = chain(
+        list2array(),
+        Maxout(nO=settings.hidden_width, nP=settings.encoder.maxout_pieces, normalize=True,
+               dropout=0.0),
+        Linear(nO=target_width),
+    )
+    model = chain(tok2vec, head)
+    model.set_ref("tok2vec", tok2vec)
+    return model
+
+
+# ---------------------------------------------------------------- resumable state
+
+
+def _optimizer_state(model: Model, optimizer: Optimizer) -> dict:
+    """Optimizer moments keyed by node position, not node id (ids differ per process)."""
+    index = {node.id: i for i, node in enumerate(model.walk())}
+
+    def remap(table: dict | None) -> dict | None:
+        return None if table is None else {(index[k[0]], k[1]): v for k, v in table.items()}
+
+    return {name: remap(getattr(optimizer, name))
+            for name in ("mom1", "mom2", "averages", "nr_update", "last_seen")}
+
+
+def _restore_optimizer(model: Model, optimizer: Optimizer, state: dict) -> None:
+    ids = [node.id for node in model.walk()]
+    for name, table in state.items():
+        if table is None:
+            continue
+        restored = {(ids[k[0]], k[1]): v for k, v in table.items()}
+        current = getattr(optimizer, name)
+        current.clear()
+        current.update(restored)
+
+
+@dataclass
+class RunPaths:
+    out_dir: Path
+
+    @property
+    def state(self) -> Path:
+        return self.out_dir / "resume" / "state.pkl"
+
+    @property
+    def log(self) -> Path:
+        return self.out_dir / "log.jsonl"
+
+    def saved_checkpoint(self, words: int) -> Path:
+        return self.out_dir / "resume" / f"words-{words}.bin"
+
+    def checkpoint(self, words: int) -> Path:
+        return self.out_dir / f"words-{words}.bin"
+
+
+def _save_state(paths: RunPaths, model: Model, optimizer: Optimizer, words: int) -> None:
+    state = {
+        "words": words,
+        "model": model.to_bytes(),
+        "optimizer": _optimizer_state(model, optimizer),
+        "numpy_random": np.random.get_state(),
+        "python_random": random.getstate(),
+    }
+    write_bytes(paths.state, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _truncate_log(path: Path, words: int) -> None:
+    """Drop log lines written after the state we resume from."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["words"] <= words]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def pretrain(
+    store_dir: str | Path,
+    vectors_dir: str | Path,
+    settings: PretrainSettings,
+    checkpoint_words: list[int],
+    out_dir: str | Path,
+    input_vectors_dir: str | Path | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Pre-train and write `words-{N}.bin` for each N in `checkpoint_words`; return them.
+
+    Resumes from `out_dir/resume/state.pkl` when present. Stops at the last checkpoint,
+    reading the corpus for up to `max_epochs` passes.
+    """
+    checkpoints = sorted({int(n) for n in checkpoint_words})
+    if not checkpoints or checkpoints[0] <= 0:
+        raise ValueError("checkpoint word counts must be positive")
+    paths = RunPaths(Path(out_dir))
+    store = TokenStore(Path(store_dir))
+    targets = load_table(vectors_dir)
+    objective = VectorObjective(
+        np.asarray(targets.data, dtype="float32"), type_rows(store.types, targets), settings.loss
+    )
+    available = store.n_words * settings.max_epochs
+    if checkpoints[-1] > available:
+        raise ValueError(
+            f"last checkpoint at {checkpoints[-1]:,} words, but {store.path} has "
+            f"{store.n_words:,} words × max_epochs {settings.max_epochs} = {available:,}"
+        )
+
+    vocab = Vocab()
+    if settings.encoder.include_static_vectors:
+        vocab.vectors = load_table(input_vectors_dir or vectors_dir)
+    fix_random_seed(settings.seed)
+    model = build_pretrain_model(settings, objective.width)
+    types = store.types
+    sample = [Doc(vocab, words=store.words(store.doc(0)[:50]))]
+    model.initialize(X=sample)
+    set_dropout_rate(model, settings.dropout)
+    optimizer = Adam(settings.learn_rate)
+
+    stream = WordStream(store, settings.seed, settings.shuffle, settings.max_doc_length,
+                        settings.max_epochs)
+    words = 0
+    if paths.state.exists():
+        state = pickle.loads(paths.state.read_bytes())
+        model.from_bytes(state["model"])
+        _restore_optimizer(model, optimizer, state["optimizer"])
+        np.random.set_state(state["numpy_random"])
+        random.setstate(state["python_random"])
+        words = int(state["words"])
+        stream.skip(words)
+        _truncate_log(paths.log, words)
+    else:
+        paths.log.parent.mkdir(parents=True, exist_ok=True)
+        paths.log.write_text("")
+
+    tok2vec = model.get_ref("tok2vec")
+    bar = tqdm(total=checkpoints[-1], initial=words, unit=" words", unit_scale=True,
+               desc="pretrain", disable=not progress, mininterval=2)
+    started = time.perf_counter()
+    words_at_start = words
+    loss_sum, known_words, next_log = 0.0, 0, words + settings.log_every_words
+    for target in checkpoints:
+        while words < target:
+            segments = stream.take(min(settings.batch_words, target - words))
+            docs = [Doc(vocab, words=[types[i] for i in seg]) for seg in segments]
+            ids = np.concatenate(segments)
+            prediction, backprop = model.begin_update(docs)
+            d_pred, loss, n_known = objective(ids, prediction)
+            backprop(d_pred)
+            model.finish_update(optimizer)
+            words += len(ids)
+            loss_sum += loss
+            known_words += n_known
+            bar.update(len(ids))
+            if words >= next_log or words == target:
+                elapsed = time.perf_counter() - started
+                append_jsonl(paths.log, {
+                    "words": words,
+                    "loss": loss_sum / max(known_words, 1),
+                    "words_per_s": (words - words_at_start) / max(elapsed, 1e-9),
+                    "elapsed_s": elapsed,
+                })
+                loss_sum, known_words = 0.0, 0
+                next_log = words + settings.log_every_words
+        write_bytes(paths.saved_checkpoint(target), tok2vec.to_bytes())
+        _save_state(paths, model, optimizer, words)
+    bar.close()
+    outputs = []
+    for target in checkpoints:
+        write_bytes(paths.checkpoint(target), paths.saved_checkpoint(target).read_bytes())
+        outputs.append(paths.checkpoint(target))
+    return outputs

@@ -1,0 +1,233 @@
+"""Readers for the raw sources: unlabelled text, labelled documents, NER sentences.
+
+Each reader yields plain Python data (strings, labels, word/tag lists); turning them into
+token stores or DocBins is someone else's job. The built-in demo sources read text that
+the installed `gensim` package ships, so the demo needs no download.
+"""
+
+from __future__ import annotations
+
+import bz2
+import copyreg
+import io
+import pickle
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .fileio import InputError, read_jsonl, read_lines
+
+
+def gensim_test_data() -> Path:
+    """The folder of real English test texts that gensim ships."""
+    import gensim
+
+    return Path(gensim.__file__).parent / "test" / "test_data"
+
+
+# ---------------------------------------------------------------- unlabelled text
+
+_WIKI_MARKUP = re.compile(r"'{2,}")
+
+
+def wiki_paragraphs(path: str | Path | None = None, min_words: int = 5) -> Iterator[str]:
+    """Paragraphs of article text from a MediaWiki XML dump (.bz2), markup removed."""
+    from gensim.corpora.wikicorpus import extract_pages, filter_wiki
+
+    path = Path(path) if path else (
+        gensim_test_data() / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+    )
+    with bz2.open(path) as handle:
+        for _title, text, _page_id in extract_pages(handle, filter_namespaces=("0",)):
+            if text.lstrip().lower().startswith("#redirect"):
+                continue
+            for paragraph in filter_wiki(text).split("\n"):
+                paragraph = _WIKI_MARKUP.sub("", paragraph).strip()
+                if len(paragraph.split()) >= min_words:
+                    yield paragraph
+
+
+def text_lines(path: str | Path) -> Iterator[str]:
+    """One document per non-blank line."""
+    for _line_no, line in read_lines(path):
+        if line.strip():
+            yield line.strip()
+
+
+def jsonl_texts(path: str | Path, field: str = "text") -> Iterator[str]:
+    """The `field` of each JSON line; a missing or non-string field is an error."""
+    for line_no, obj in read_jsonl(path):
+        text = obj.get(field)
+        if not isinstance(text, str):
+            raise InputError(path, line_no, f"expected a string field {field!r}")
+        if text.strip():
+            yield text
+
+
+def iter_texts(source: dict) -> Iterator[str]:
+    """Texts of one configured text source (see the `text_source` schema)."""
+    kind = source["type"]
+    if kind == "gensim_wiki":
+        yield from wiki_paragraphs(source.get("path"))
+    elif kind == "gensim_lee":
+        yield from text_lines(source.get("path") or gensim_test_data() / "lee_background.cor")
+    elif kind == "lines":
+        yield from text_lines(source["path"])
+    elif kind == "jsonl":
+        yield from jsonl_texts(source["path"], source.get("field", "text"))
+    else:
+        raise ValueError(f"unknown text source type {kind!r}")
+
+
+# ---------------------------------------------------------------- labelled documents
+
+
+@dataclass(frozen=True)
+class LabelledText:
+    text: str
+    label: str
+
+
+class _Bunch(dict):
+    """Stands in for scikit-learn's Bunch when reading gensim's pickled newsgroups."""
+
+
+_NEWSGROUP_PICKLE_NAMES = {
+    ("sklearn.datasets.base", "Bunch"): _Bunch,
+    ("copy_reg", "_reconstructor"): copyreg._reconstructor,
+    ("__builtin__", "dict"): dict,
+    ("__builtin__", "object"): object,
+    ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles only the plain containers the newsgroups file is made of."""
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201
+        try:
+            return _NEWSGROUP_PICKLE_NAMES[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}") from None
+
+
+def strip_newsgroup_header(post: str) -> str:
+    """Drop the header block (it names the newsgroup, i.e. the label)."""
+    _header, _blank, body = post.partition("\n\n")
+    return body.strip()
+
+
+def newsgroup_posts(path: str | Path | None = None) -> list[LabelledText]:
+    """The 200 posts (alt.atheism / sci.space) of gensim's `mini_newsgroup`, headers stripped."""
+    path = Path(path) if path else gensim_test_data() / "mini_newsgroup"
+    raw = zlib.decompress(Path(path).read_bytes())
+    bunch = _RestrictedUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    names = list(bunch["target_names"])
+    posts = []
+    for text, target in zip(bunch["data"], bunch["target"].tolist(), strict=True):
+        body = strip_newsgroup_header(text)
+        if body:
+            posts.append(LabelledText(body, names[target]))
+    return posts
+
+
+def fasttext_labelled_lines(
+    path: str | Path | None = None, encoding: str = "utf-8"
+) -> list[LabelledText]:
+    """Lines like `__label__pos text ...`."""
+    items = []
+    for line_no, line in read_lines(path, encoding):
+        if not line.strip():
+            continue
+        label, _space, text = line.partition(" ")
+        if not label.startswith("__label__") or not text.strip():
+            raise InputError(path, line_no, "expected '__label__<label> <text>'")
+        items.append(LabelledText(text.strip(), label.removeprefix("__label__")))
+    return items
+
+
+def jsonl_labelled(path: str | Path, text_field: str = "text", label_field: str = "label"):
+    """JSON lines with a text and a label field (e.g. IMDB); unlabelled lines are skipped."""
+    items = []
+    for line_no, obj in read_jsonl(path):
+        text, label = obj.get(text_field), obj.get(label_field)
+        if label is None:
+            continue
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(path, line_no, f"expected a non-empty string field {text_field!r}")
+        items.append(LabelledText(text, str(label)))
+    return items
+
+
+def iter_labelled(source: dict) -> list[LabelledText]:
+    kind = source["type"]
+    if kind == "gensim_newsgroups":
+        return newsgroup_posts(source.get("path"))
+    if kind == "gensim_polarity":  # gensim's copy of the Pang & Lee sentences is cp1252
+        return fasttext_labelled_lines(gensim_test_data() / "pang_lee_polarity.cor", "cp1252")
+    if kind == "fasttext":
+        return fasttext_labelled_lines(source["path"], source.get("encoding", "utf-8"))
+    if kind == "jsonl":
+        return jsonl_labelled(source["path"], source.get("text_field", "text"),
+                              source.get("label_field", "label"))
+    raise ValueError(f"unknown labelled source type {kind!r}")
+
+
+# ---------------------------------------------------------------- NER sentences
+
+
+@dataclass(frozen=True)
+class TaggedSentence:
+    words: list[str]
+    tags: list[str]
+
+
+_TAG = re.compile(r"^(O|[BI]-\S+)$")
+
+
+def conll_sentences(
+    path: str | Path, tag_column: int = -1, separator: str | None = None
+) -> Iterator[TaggedSentence]:
+    """Sentences of a CoNLL-style NER file (one token per line, blank line between).
+
+    Works for CoNLL-2003 (space-separated, `-DOCSTART-` lines) and WNUT-17 (tab-separated,
+    a stray BOM line). Tags are returned as written (IOB1 or IOB2).
+    """
+    words: list[str] = []
+    tags: list[str] = []
+    for line_no, raw in read_lines(path):
+        line = raw.replace("\ufeff", "")
+        if not line.strip():
+            if words:
+                yield TaggedSentence(words, tags)
+                words, tags = [], []
+            continue
+        if line.startswith("-DOCSTART-"):
+            continue
+        columns = line.split(separator)
+        if len(columns) < 2:
+            if separator == "\t":
+                continue  # WNUT-17 has a stray line that is only a BOM
+            raise InputError(path, line_no, "expected a token and a tag")
+        tag = columns[tag_column]
+        if not _TAG.match(tag):
+            raise InputError(path, line_no, f"expected an IOB tag (O, B-X, I-X), got {tag!r}")
+        words.append(columns[0])
+        tags.append(tag)
+    if words:
+        yield TaggedSentence(words, tags)
+
+
+NER_FORMATS = {"conll2003": {"separator": None}, "wnut17": {"separator": "\t"}}
+
+
+def ner_sentences(path: str | Path, fmt: str) -> Iterator[TaggedSentence]:
+    if fmt not in NER_FORMATS:
+        raise ValueError(f"unknown NER format {fmt!r}; expected one of {sorted(NER_FORMATS)}")
+    return conll_sentences(path, **NER_FORMATS[fmt])

@@ -1,0 +1,106 @@
+"""Static vector tables: the targets (and optional inputs) of LMAO pre-training.
+
+A table is saved as a blank spaCy pipeline folder holding only vectors, the same thing
+`spacy init vectors` writes, so a fine-tuning config can name it in `[initialize] vectors`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import spacy
+from spacy.strings import hash_string
+from spacy.vectors import Vectors
+
+from .fileio import InputError, atomic_dir, read_lines
+from .store import TokenStore
+
+
+def save_table(words: list[str], matrix: np.ndarray, out_dir: str | Path, lang: str = "en") -> None:
+    """Write `matrix` (one row per word) as a spaCy vectors pipeline at `out_dir`."""
+    if len(words) != matrix.shape[0]:
+        raise ValueError(f"{len(words)} words for {matrix.shape[0]} vector rows")
+    nlp = spacy.blank(lang)
+    nlp.vocab.vectors = Vectors(
+        strings=nlp.vocab.strings, data=np.ascontiguousarray(matrix, dtype="float32"), keys=words
+    )
+    with atomic_dir(out_dir) as tmp:
+        nlp.to_disk(tmp)
+
+
+def load_table(path: str | Path) -> Vectors:
+    return spacy.load(path).vocab.vectors
+
+
+def train_floret_table(
+    store: TokenStore,
+    out_dir: str | Path,
+    dim: int = 50,
+    epochs: int = 5,
+    min_count: int = 2,
+    model: str = "skipgram",
+    threads: int = 1,
+) -> int:
+    """Train fastText-style subword vectors with floret on the lowercased store text.
+
+    Returns the number of rows. Subword information makes rare words' vectors usable, which
+    matters for the small demo corpus.
+    """
+    import floret
+
+    with tempfile.TemporaryDirectory() as tmp:
+        text_path = Path(tmp) / "text.txt"
+        types_lower = [t.lower() for t in store.types]
+        with open(text_path, "w", encoding="utf-8") as out:
+            for ids in store.iter_docs():
+                out.write(" ".join(types_lower[i] for i in ids))
+                out.write("\n")
+        ft = floret.train_unsupervised(
+            str(text_path), model=model, dim=dim, epoch=epochs, minCount=min_count,
+            thread=threads, verbose=0, mode="fasttext",
+        )
+    words = list(ft.get_words())
+    matrix = np.vstack([ft.get_word_vector(w) for w in words]).astype("float32")
+    save_table(words, matrix, out_dir)
+    return len(words)
+
+
+def read_glove_text(path: str | Path, max_rows: int | None = None) -> tuple[list[str], np.ndarray]:
+    """Read GloVe/fastText text vectors (`word v1 ... vd`; a `rows dim` header is skipped)."""
+    words: list[str] = []
+    rows: list[np.ndarray] = []
+    dim = None
+    for line_no, line in read_lines(path):
+        parts = line.rstrip().split(" ")
+        if line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+            continue
+        if len(parts) < 2:
+            raise InputError(path, line_no, "expected a word followed by numbers")
+        if dim is None:
+            dim = len(parts) - 1
+        if len(parts) - 1 != dim:
+            raise InputError(path, line_no, f"expected {dim} numbers, got {len(parts) - 1}")
+        try:
+            rows.append(np.asarray(parts[1:], dtype="float32"))
+        except ValueError as err:
+            raise InputError(path, line_no, f"not a number ({err})") from err
+        words.append(parts[0])
+        if max_rows and len(words) >= max_rows:
+            break
+    if not words:
+        raise InputError(path, None, "no vectors found")
+    return words, np.vstack(rows)
+
+
+def type_rows(types: list[str], vectors: Vectors) -> np.ndarray:
+    """Row of each type in `vectors`: exact form first, then lowercase; -1 when absent."""
+    key2row = vectors.key2row
+    rows = np.full(len(types), -1, dtype=np.int64)
+    for i, text in enumerate(types):
+        row = key2row.get(hash_string(text), -1)
+        if row < 0:
+            row = key2row.get(hash_string(text.lower()), -1)
+        rows[i] = row
+    return rows
