@@ -171,8 +171,13 @@ def finetune(
     out_path: str | Path,
     init_tok2vec: str | Path | None = None,
     vectors: str | Path | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> list[dict]:
-    """Train for `epochs` epochs; write one JSON line of dev scores per epoch to `out_path`."""
+    """Train for `epochs` epochs; write one JSON line of dev scores per epoch to `out_path`.
+
+    `labels` (task, pretraining run, words, sample, seed...) are copied into every line, so
+    each log describes itself and the report needs nothing but the files.
+    """
     config = training_config(task_type, task_dir, encoder, hyperparameters, seed,
                              init_tok2vec, vectors)
     nlp = init_nlp(config)
@@ -192,7 +197,7 @@ def finetune(
                 nlp.update(batch, drop=dropout, sgd=optimizer, losses=losses)
             with nlp.use_params(optimizer.averages):
                 scores = evaluate(task_type, nlp, dev)
-            row = {"epoch": epoch, "scores": scores,
+            row = {**(labels or {}), "epoch": epoch, "scores": scores,
                    "losses": {k: float(v) for k, v in losses.items()},
                    "seconds": time.perf_counter() - started}
             out.write(json.dumps(row, sort_keys=True) + "\n")

@@ -58,6 +58,7 @@ class PretrainSettings:
     shuffle: bool = True
     max_epochs: int = 100
     log_every_words: int = 20000
+    save_every_words: int = 1_000_000
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PretrainSettings:
@@ -204,24 +205,44 @@ def _restore_optimizer(model: Model, optimizer: Optimizer, state: dict) -> None:
 
 @dataclass
 class RunPaths:
-    out_dir: Path
+    """Files of one pre-training run: `words-N.bin` (spaCy tok2vec bytes) and `words-N.state`
+    (everything needed to continue from N) per checkpoint, a periodic `partial.state`, and
+    the JSON-lines training log."""
 
-    @property
-    def state(self) -> Path:
-        return self.out_dir / "resume" / "state.pkl"
+    out_dir: Path
 
     @property
     def log(self) -> Path:
         return self.out_dir / "log.jsonl"
 
-    def saved_checkpoint(self, words: int) -> Path:
-        return self.out_dir / "resume" / f"words-{words}.bin"
+    @property
+    def partial_state(self) -> Path:
+        return self.out_dir / "partial.state"
 
     def checkpoint(self, words: int) -> Path:
         return self.out_dir / f"words-{words}.bin"
 
+    def state(self, words: int) -> Path:
+        return self.out_dir / f"words-{words}.state"
 
-def _save_state(paths: RunPaths, model: Model, optimizer: Optimizer, words: int) -> None:
+    def latest_state(self, checkpoints: list[int]) -> Path | None:
+        """The saved state furthest along that does not go past the last checkpoint."""
+        candidates = [self.state(n) for n in checkpoints if self.state(n).exists()]
+        if self.partial_state.exists():
+            candidates.append(self.partial_state)
+        best, best_words = None, -1
+        for path in candidates:
+            words = _read_state(path)["words"]
+            if best_words < words <= checkpoints[-1]:
+                best, best_words = path, words
+        return best
+
+
+def _read_state(path: Path) -> dict:
+    return pickle.loads(path.read_bytes())
+
+
+def _save_state(path: Path, model: Model, optimizer: Optimizer, words: int) -> None:
     state = {
         "words": words,
         "model": model.to_bytes(),
@@ -229,7 +250,7 @@ def _save_state(paths: RunPaths, model: Model, optimizer: Optimizer, words: int)
         "numpy_random": np.random.get_state(),
         "python_random": random.getstate(),
     }
-    write_bytes(paths.state, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _truncate_log(path: Path, words: int) -> None:
@@ -255,13 +276,14 @@ def pretrain(
 ) -> list[Path]:
     """Pre-train and write `words-{N}.bin` for each N in `checkpoint_words`; return them.
 
-    Resumes from `out_dir/resume/state.pkl` when present. Stops at the last checkpoint,
-    reading the corpus for up to `max_epochs` passes.
+    Continues from the furthest saved state in `out_dir` (a checkpoint's or the periodic
+    one), so a rerun after a crash loses no finished work and repeats no word.
     """
     checkpoints = sorted({int(n) for n in checkpoint_words})
     if not checkpoints or checkpoints[0] <= 0:
         raise ValueError("checkpoint word counts must be positive")
     paths = RunPaths(Path(out_dir))
+    paths.out_dir.mkdir(parents=True, exist_ok=True)
     store = TokenStore(Path(store_dir))
     targets = load_table(vectors_dir)
     objective = VectorObjective(
@@ -280,16 +302,16 @@ def pretrain(
     fix_random_seed(settings.seed)
     model = build_pretrain_model(settings, objective.width)
     types = store.types
-    sample = [Doc(vocab, words=store.words(store.doc(0)[:50]))]
-    model.initialize(X=sample)
+    model.initialize(X=[Doc(vocab, words=store.words(store.doc(0)[:50]))])
     set_dropout_rate(model, settings.dropout)
     optimizer = Adam(settings.learn_rate)
-
     stream = WordStream(store, settings.seed, settings.shuffle, settings.max_doc_length,
                         settings.max_epochs)
+
     words = 0
-    if paths.state.exists():
-        state = pickle.loads(paths.state.read_bytes())
+    resume_from = paths.latest_state(checkpoints)
+    if resume_from is not None:
+        state = _read_state(resume_from)
         model.from_bytes(state["model"])
         _restore_optimizer(model, optimizer, state["optimizer"])
         np.random.set_state(state["numpy_random"])
@@ -298,7 +320,6 @@ def pretrain(
         stream.skip(words)
         _truncate_log(paths.log, words)
     else:
-        paths.log.parent.mkdir(parents=True, exist_ok=True)
         paths.log.write_text("")
 
     tok2vec = model.get_ref("tok2vec")
@@ -306,8 +327,12 @@ def pretrain(
                desc="pretrain", disable=not progress, mininterval=2)
     started = time.perf_counter()
     words_at_start = words
-    loss_sum, known_words, next_log = 0.0, 0, words + settings.log_every_words
+    loss_sum, known_words = 0.0, 0
+    next_log = words + settings.log_every_words
+    next_save = words + settings.save_every_words
     for target in checkpoints:
+        if words >= target:  # reached before a resume
+            continue
         while words < target:
             segments = stream.take(min(settings.batch_words, target - words))
             docs = [Doc(vocab, words=[types[i] for i in seg]) for seg in segments]
@@ -330,11 +355,11 @@ def pretrain(
                 })
                 loss_sum, known_words = 0.0, 0
                 next_log = words + settings.log_every_words
-        write_bytes(paths.saved_checkpoint(target), tok2vec.to_bytes())
-        _save_state(paths, model, optimizer, words)
+            if words >= next_save and words < target:
+                _save_state(paths.partial_state, model, optimizer, words)
+                next_save = words + settings.save_every_words
+        write_bytes(paths.checkpoint(target), tok2vec.to_bytes())
+        _save_state(paths.state(target), model, optimizer, words)
     bar.close()
-    outputs = []
-    for target in checkpoints:
-        write_bytes(paths.checkpoint(target), paths.saved_checkpoint(target).read_bytes())
-        outputs.append(paths.checkpoint(target))
-    return outputs
+    paths.partial_state.unlink(missing_ok=True)
+    return [paths.checkpoint(n) for n in checkpoints]

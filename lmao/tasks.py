@@ -36,10 +36,15 @@ def split_labelled(
     }
 
 
-def textcat_docs(items: list[LabelledText], labels: list[str], lang: str = "en") -> list[Doc]:
+def textcat_docs(
+    items: list[LabelledText], labels: list[str], max_words: int | None = None, lang: str = "en"
+) -> list[Doc]:
+    """Tokenized documents with one-hot `cats`; optionally cut to their first `max_words`."""
     nlp = spacy.blank(lang)
     docs = []
     for item, doc in zip(items, nlp.tokenizer.pipe(i.text for i in items), strict=True):
+        if max_words is not None and len(doc) > max_words:
+            doc = doc[:max_words].as_doc()
         doc.cats = {label: float(label == item.label) for label in labels}
         docs.append(doc)
     return docs
@@ -74,7 +79,8 @@ def build_textcat_task(task: dict, out_dir: str | Path) -> dict:
     if len(labels) < 2:
         raise InputError(task["source"].get("path", task["source"]["type"]), None,
                          f"a text classification task needs ≥ 2 labels, found {labels}")
-    docs = {name: textcat_docs(items, labels) for name, items in parts.items()}
+    docs = {name: textcat_docs(items, labels, task.get("max_words"))
+            for name, items in parts.items()}
     meta = {"type": "textcat", "labels": labels}
     _write_docbins(docs, Path(out_dir), meta)
     return meta

@@ -1,0 +1,41 @@
+# lmao-pipeline: LMAO pre-training of spaCy CNN encoders and what it buys downstream.
+# Read top to bottom: corpora → vectors → pretrain → tasks → finetune → report.
+# Default config: config/config.yaml (the study); the demo: --configfile config/demo.yaml.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+# A config given with --configfile replaces the study's config instead of being merged into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+validate(config, "lmao/schemas/config.schema.yaml")
+
+
+wildcard_constraints:
+    corpus=r"[A-Za-z0-9_.]+",
+    table=r"[A-Za-z0-9_.]+",
+    run=r"[A-Za-z0-9_.]+",
+    task=r"[A-Za-z0-9_.]+",
+    words=r"\d+",
+    sample=r"\d+",
+    seed=r"-?\d+",
+
+
+include: "rules/common.smk"
+include: "rules/corpora.smk"
+include: "rules/vectors.smk"
+include: "rules/pretrain.smk"
+include: "rules/tasks.smk"
+include: "rules/finetune.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        report_outputs(),
+    default_target: True

@@ -1,0 +1,137 @@
+"""One experiment's configuration: loading, validation, and the questions rules ask of it.
+
+Snakemake validates the same schema at start-up; this module adds the checks a schema
+cannot express (names that must refer to each other) and answers for the workflow which
+runs, checkpoints and inits exist, so the rule files stay thin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .encoder import EncoderSettings
+from .pretrain import PretrainSettings
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+NO_PRETRAINING = "none"
+PRIMARY_METRIC = {"textcat": "accuracy", "ner": "ents_f"}
+
+
+class ConfigError(ValueError):
+    """A configuration that is well-formed but inconsistent; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Init:
+    """Where a fine-tuning run's encoder starts: a checkpoint, or nothing (run 'none')."""
+
+    run: str
+    words: int
+
+    @property
+    def label(self) -> str:
+        return "no pre-training" if self.run == NO_PRETRAINING else f"{self.run} {human(self.words)}"
+
+
+def human(words: int) -> str:
+    """12000000 -> '12M' (column labels of tables and plots)."""
+    for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if words >= size and words % (size // 1000 or 1) == 0:
+            value = words / size
+            return f"{value:g}{unit}"
+    return str(words)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and validate a config file (schema plus cross-references)."""
+    import jsonschema
+
+    with open(path, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle)
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    try:
+        jsonschema.validate(config, schema)
+    except jsonschema.ValidationError as err:
+        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ConfigError(f"{path}: at {where}: {err.message}") from None
+    check_references(config)
+    return config
+
+
+def check_references(config: dict[str, Any]) -> None:
+    corpora, vectors = config["corpora"], config["vectors"]
+    for name, table in vectors.items():
+        if "train" in table and table["train"]["corpus"] not in corpora:
+            raise ConfigError(f"vectors.{name}.train.corpus: no corpus named "
+                              f"{table['train']['corpus']!r} (have {sorted(corpora)})")
+    for name, run in config["pretrain"].items():
+        if name == NO_PRETRAINING:
+            raise ConfigError(f"pretrain.{name}: the name {NO_PRETRAINING!r} is reserved")
+        if run["corpus"] not in corpora:
+            raise ConfigError(f"pretrain.{name}.corpus: no corpus named {run['corpus']!r}")
+        for key in ("vectors", "input_vectors"):
+            if key in run and run[key] not in vectors:
+                raise ConfigError(f"pretrain.{name}.{key}: no vector table named {run[key]!r}")
+        PretrainSettings.from_dict({**run.get("settings", {}), "encoder": None})
+
+
+class Experiment:
+    """Typed answers about a validated config."""
+
+    def __init__(self, config: dict[str, Any]):
+        check_references(config)
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    def encoder(self, run: str = NO_PRETRAINING) -> EncoderSettings:
+        base = dict(self.config.get("encoder") or {})
+        if run != NO_PRETRAINING:
+            base.update(self.config["pretrain"][run].get("encoder") or {})
+        return EncoderSettings.from_dict(base)
+
+    def pretrain_settings(self, run: str) -> PretrainSettings:
+        settings = dict(self.config["pretrain"][run].get("settings") or {})
+        return PretrainSettings.from_dict({**settings, "encoder": self.encoder(run).to_dict()})
+
+    def checkpoints(self, run: str) -> list[int]:
+        return sorted(set(self.config["pretrain"][run]["checkpoints"]))
+
+    def previous_checkpoint(self, run: str, words: int) -> int | None:
+        """The run's checkpoint before `words` (None for the first); `words` must be one."""
+        checkpoints = self.checkpoints(run)
+        if words not in checkpoints:
+            raise ConfigError(f"pretrain.{run}.checkpoints: {words} is not one of {checkpoints}")
+        index = checkpoints.index(words)
+        return checkpoints[index - 1] if index else None
+
+    def inits(self) -> list[Init]:
+        inits = [Init(NO_PRETRAINING, 0)]
+        for run in self.config["pretrain"]:
+            inits.extend(Init(run, words) for words in self.checkpoints(run))
+        return inits
+
+    def input_vectors(self, run: str) -> str | None:
+        """The vector table the encoder reads as input, if it reads one."""
+        if not self.encoder(run).include_static_vectors:
+            return None
+        if run == NO_PRETRAINING:
+            table = self.config["finetune"].get("input_vectors")
+            if table is None:
+                raise ConfigError("finetune.input_vectors: the encoder reads static vectors, so "
+                                  "the no-pre-training baseline needs a vector table")
+            return table
+        spec = self.config["pretrain"][run]
+        return spec.get("input_vectors", spec["vectors"])
+
+    def task_type(self, task: str) -> str:
+        return self.config["tasks"][task]["type"]
+
+    def primary_metric(self, task: str) -> str:
+        return PRIMARY_METRIC[self.task_type(task)]

@@ -1,0 +1,129 @@
+"""Tidy scores table, the study-style epoch × checkpoint table, and learning curves.
+
+Everything here is a pure function of the tidy table (one row per task, init, sample, seed,
+epoch, metric), so a new experiment needs no new report code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .experiment import NO_PRETRAINING, PRIMARY_METRIC, Init  # noqa: E402
+from .fileio import InputError, atomic_path, write_text  # noqa: E402
+
+COLUMNS = ["task", "task_type", "pretrain_run", "words", "sample", "seed", "epoch",
+           "metric", "value"]
+
+
+def collect_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Read fine-tuning logs (JSON lines, one per epoch, self-describing) into the tidy table."""
+    rows = []
+    for path in paths:
+        for line_no, line in enumerate(Path(path).read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                keys = {k: record[k] for k in COLUMNS[:7]}
+                scores = record["scores"]
+            except (json.JSONDecodeError, KeyError) as err:
+                raise InputError(path, line_no, f"not a fine-tuning score record ({err})") from err
+            rows.extend({**keys, "metric": m, "value": float(v)} for m, v in scores.items())
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return table.sort_values(COLUMNS[:8], kind="stable").reset_index(drop=True)
+
+
+def write_scores(table: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def _init_order(table: pd.DataFrame) -> list[tuple[str, int]]:
+    pairs = {(r, int(w)) for r, w in zip(table["pretrain_run"], table["words"], strict=True)}
+    return sorted(pairs, key=lambda p: (p[0] != NO_PRETRAINING, p[0], p[1]))
+
+
+def epoch_table(table: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
+    """Epoch rows × init columns of the mean over seeds, plus a 'Best' row (best epoch)."""
+    rows = table[(table["task"] == task) & (table["metric"] == metric)]
+    means = rows.groupby(["epoch", "pretrain_run", "words"])["value"].mean()
+    wide = means.unstack(["pretrain_run", "words"])
+    order = [p for p in _init_order(rows) if p in wide.columns]
+    wide = wide[order]
+    wide.columns = [Init(run, words).label for run, words in order]
+    wide.index = [str(epoch) for epoch in wide.index]
+    best = wide.max(axis=0).to_frame().T
+    best.index = ["Best"]
+    result = pd.concat([wide, best])
+    result.index.name = "Epoch"
+    return result
+
+
+def markdown_tables(table: pd.DataFrame) -> str:
+    """One study-style table per task on its primary metric (in percent)."""
+    parts = []
+    for task in sorted(table["task"].unique()):
+        task_type = table.loc[table["task"] == task, "task_type"].iloc[0]
+        metric = PRIMARY_METRIC[task_type]
+        n_seeds = table.loc[table["task"] == task, "seed"].nunique()
+        wide = epoch_table(table, task, metric) * 100
+        header = ["Epoch", *wide.columns]
+        lines = [
+            f"## {task}: dev {metric} (%), mean over {n_seeds} seed(s)",
+            "",
+            "| " + " | ".join(header) + " |",
+            "| " + " | ".join("---" for _ in header) + " |",
+        ]
+        for epoch, values in wide.iterrows():
+            cells = ["" if pd.isna(v) else f"{v:.1f}" for v in values]
+            label = f"**{epoch}**" if epoch == "Best" else str(epoch)
+            lines.append("| " + " | ".join([label, *cells]) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def learning_curves(table: pd.DataFrame, path: str | Path) -> None:
+    """Dev score per epoch, one panel per task, one line per init, a band over seeds."""
+    tasks = sorted(table["task"].unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        task_type = table.loc[table["task"] == task, "task_type"].iloc[0]
+        metric = PRIMARY_METRIC[task_type]
+        rows = table[(table["task"] == task) & (table["metric"] == metric)]
+        for run, words in _init_order(rows):
+            sel = rows[(rows["pretrain_run"] == run) & (rows["words"] == words)]
+            stats = sel.groupby("epoch")["value"].agg(["mean", "min", "max"]) * 100
+            line, = ax.plot(stats.index, stats["mean"], marker="o", ms=3,
+                            label=Init(run, words).label)
+            ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.15,
+                            color=line.get_color())
+        ax.set_title(task)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"dev {metric} (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    suffix = Path(path).suffix
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=suffix.lstrip("."))
+    plt.close(fig)
+
+
+def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.DataFrame:
+    """scores.csv, table.md and learning_curve.png from fine-tuning logs."""
+    out_dir = Path(out_dir)
+    table = collect_scores(score_logs)
+    if table.empty:
+        raise ValueError("no fine-tuning scores to report")
+    write_scores(table, out_dir / "scores.csv")
+    write_text(out_dir / "table.md", markdown_tables(table))
+    learning_curves(table, out_dir / "learning_curve.png")
+    return table

@@ -1,0 +1,66 @@
+# Helpers shared by every .smk file (paths and input functions). All logic about the
+# experiment itself lives in lmao.experiment; this file only turns it into file names.
+
+from lmao.experiment import NO_PRETRAINING, Experiment
+from lmao.workflow import export_package_path
+
+export_package_path(workflow.basedir)
+
+EXPERIMENT = Experiment(config)
+RESULTS = f"results/{EXPERIMENT.name}"
+LOGS = f"logs/{EXPERIMENT.name}"
+
+
+def store_dir(corpus):
+    return f"{RESULTS}/corpora/{corpus}"
+
+
+def vectors_dir(table):
+    return f"{RESULTS}/vectors/{table}"
+
+
+def checkpoint_path(run, words):
+    return f"{RESULTS}/pretrain/{run}/words-{words}.bin"
+
+
+def pretrain_inputs(wildcards):
+    """Corpus, target (and input) vectors, and the state saved at the previous checkpoint."""
+    spec = config["pretrain"][wildcards.run]
+    inputs = {"store": store_dir(spec["corpus"]), "vectors": vectors_dir(spec["vectors"])}
+    table = EXPERIMENT.input_vectors(wildcards.run)
+    if table is not None:
+        inputs["input_vectors"] = vectors_dir(table)
+    previous = EXPERIMENT.previous_checkpoint(wildcards.run, int(wildcards.words))
+    if previous is not None:
+        inputs["previous_state"] = f"{RESULTS}/pretrain/{wildcards.run}/words-{previous}.state"
+    return inputs
+
+
+def vector_source_inputs(wildcards):
+    spec = config["vectors"][wildcards.table]
+    return {"store": store_dir(spec["train"]["corpus"])} if "train" in spec else {}
+
+
+def finetune_inputs(wildcards):
+    """The task data, plus the checkpoint and input vectors this init needs."""
+    inputs = {"task": f"{RESULTS}/tasks/{wildcards.task}"}
+    if wildcards.run != NO_PRETRAINING:
+        inputs["checkpoint"] = checkpoint_path(wildcards.run, wildcards.words)
+    table = EXPERIMENT.input_vectors(wildcards.run)
+    if table is not None:
+        inputs["vectors"] = vectors_dir(table)
+    return inputs
+
+
+def finetune_logs():
+    """Every fine-tuning log the config asks for: task × init × sample × seed."""
+    return [
+        f"{RESULTS}/finetune/{task}/{init.run}/words-{init.words}/sample-0/seed-{seed}.jsonl"
+        for task in config["tasks"]
+        for init in EXPERIMENT.inits()
+        for seed in config["finetune"]["seeds"]
+    ]
+
+
+def report_outputs():
+    return [f"{RESULTS}/{name}" for name in ("scores.csv", "table.md", "learning_curve.png")]

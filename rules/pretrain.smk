@@ -1,0 +1,20 @@
+# LMAO pre-training. One job per checkpoint: the job for N words resumes from the state
+# saved at the run's previous checkpoint and trains up to exactly N words, so fine-tuning
+# from early checkpoints starts while later ones are still training. A killed job resumes
+# from its last periodic state (results/<name>/pretrain/<run>/partial.state).
+
+
+rule pretrain:
+    input:
+        unpack(pretrain_inputs),
+    output:
+        checkpoint=f"{RESULTS}/pretrain/{{run}}/words-{{words}}.bin",
+        state=f"{RESULTS}/pretrain/{{run}}/words-{{words}}.state",
+    log:
+        f"{LOGS}/pretrain/{{run}}/words-{{words}}.log",
+    conda:
+        "../envs/pretrain.yaml"
+    resources:
+        mem_mb=4000,
+    script:
+        "../workflow_scripts/pretrain.py"

@@ -1,0 +1,19 @@
+# Static vector tables: trained with floret on a corpus, or imported from GloVe/fastText text.
+
+
+rule vectors:
+    input:
+        unpack(vector_source_inputs),
+    output:
+        table=directory(f"{RESULTS}/vectors/{{table}}"),
+    params:
+        spec=lambda wildcards: config["vectors"][wildcards.table],
+    threads: 2
+    log:
+        f"{LOGS}/vectors/{{table}}.log",
+    conda:
+        "../envs/vectors.yaml"
+    resources:
+        mem_mb=4000,
+    script:
+        "../workflow_scripts/vectors.py"

@@ -1,0 +1,15 @@
+"""Rule `pretrain`: LMAO pre-training up to one checkpoint, resuming from saved state."""
+
+from pathlib import Path
+
+from lmao.experiment import Experiment
+from lmao.logs import tee_stderr
+from lmao.pretrain import pretrain
+
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+tee_stderr(sm.log)
+experiment = Experiment(sm.config)
+run, words = sm.wildcards.run, int(sm.wildcards.words)
+pretrain(sm.input.store, sm.input.vectors, experiment.pretrain_settings(run),
+         [n for n in experiment.checkpoints(run) if n <= words], Path(sm.output.checkpoint).parent,
+         input_vectors_dir=sm.input.get("input_vectors"))
