@@ -34,7 +34,9 @@ class Init:
 
     @property
     def label(self) -> str:
-        return "no pre-training" if self.run == NO_PRETRAINING else f"{self.run} {human(self.words)}"
+        if self.run == NO_PRETRAINING:
+            return "no pre-training"
+        return f"{self.run} {human(self.words)}"
 
 
 def human(words: int) -> str:

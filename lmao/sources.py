@@ -117,10 +117,20 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}") from None
 
 
-def strip_newsgroup_header(post: str) -> str:
-    """Drop the header block (it names the newsgroup, i.e. the label)."""
-    _header, _blank, body = post.partition("\n\n")
-    return body.strip()
+_HEADER_FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9-]*: ")
+
+
+def strip_newsgroup_header(post: str, group_names: list[str]) -> str:
+    """Drop the header block and any body line naming a newsgroup: both leak the label."""
+    lines = post.splitlines()
+    start = 0
+    while start < len(lines) and (not lines[start].strip() or _HEADER_FIELD.match(lines[start])):
+        start += 1  # header fields, also when a blank line splits the header block
+    kept = [
+        line for line in lines[start:]
+        if "newsgroups:" not in line.lower() and not any(g in line for g in group_names)
+    ]
+    return "\n".join(kept).strip()
 
 
 def newsgroup_posts(path: str | Path | None = None) -> list[LabelledText]:
@@ -131,7 +141,7 @@ def newsgroup_posts(path: str | Path | None = None) -> list[LabelledText]:
     names = list(bunch["target_names"])
     posts = []
     for text, target in zip(bunch["data"], bunch["target"].tolist(), strict=True):
-        body = strip_newsgroup_header(text)
+        body = strip_newsgroup_header(text, names)
         if body:
             posts.append(LabelledText(body, names[target]))
     return posts

@@ -43,7 +43,10 @@ def build_store(
     n_docs = 0
     n_empty = 0
     with atomic_dir(out_dir) as tmp:
-        with open(tmp / "tokens.u32", "wb") as tok_out, open(tmp / "doc_starts.u64", "wb") as starts:
+        with (
+            open(tmp / "tokens.u32", "wb") as tok_out,
+            open(tmp / "doc_starts.u64", "wb") as starts,
+        ):
             progress = tqdm(desc="tokenize", unit=" words", unit_scale=True, mininterval=2)
             for doc in tokenizer.pipe(texts, batch_size=batch_size):
                 ids = []

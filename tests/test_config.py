@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lmao.experiment import ConfigError, Experiment, human, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "test.yaml", "config.yaml"])
+def test_shipped_configs_are_valid(name):
+    config = load_config(REPO / "config" / name)
+    experiment = Experiment(config)
+    inits = experiment.inits()
+    assert inits[0].run == "none"
+    assert len(inits) == 1 + sum(len(set(r["checkpoints"])) for r in config["pretrain"].values())
+
+
+def edited(tmp_path, change) -> Path:
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    change(config)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = edited(tmp_path, lambda c: c["finetune"].update(epochz=3))
+    with pytest.raises(ConfigError, match=r"at finetune: .*'epochz'"):
+        load_config(path)
+
+
+def test_dangling_reference_is_named(tmp_path):
+    path = edited(tmp_path, lambda c: c["pretrain"]["lmao"].update(vectors="nope"))
+    with pytest.raises(ConfigError, match=r"pretrain\.lmao\.vectors: no vector table named 'nope'"):
+        load_config(path)
+
+
+def test_reserved_run_name_is_refused(tmp_path):
+    def change(config):
+        config["pretrain"]["none"] = config["pretrain"].pop("lmao")
+
+    with pytest.raises(ConfigError, match="reserved"):
+        load_config(edited(tmp_path, change))
+
+
+def test_previous_checkpoint_chain():
+    experiment = Experiment(load_config(REPO / "config" / "demo.yaml"))
+    assert experiment.previous_checkpoint("lmao", 100000) is None
+    assert experiment.previous_checkpoint("lmao", 400000) == 200000
+    with pytest.raises(ConfigError):
+        experiment.previous_checkpoint("lmao", 123)
+
+
+def test_human_word_counts():
+    assert [human(n) for n in (0, 999, 5000, 100000, 2_500_000, 10**9)] == [
+        "0", "999", "5k", "100k", "2.5M", "1G"]
+

@@ -1,0 +1,40 @@
+"""A checkpoint loads into a plain spaCy training config through [initialize] init_tok2vec."""
+
+import numpy as np
+from spacy.training.initialize import init_nlp
+
+from lmao.encoder import EncoderSettings
+from lmao.finetune import training_config
+from lmao.pretrain import PretrainSettings, pretrain
+from lmao.tasks import build_task
+
+ENCODER = {"width": 16, "depth": 1, "rows": [300, 50, 100, 100]}
+
+
+def tok2vec_params(nlp) -> list[np.ndarray]:
+    model = nlp.get_pipe("tok2vec").model
+    return [node.get_param(name).copy() for node in model.walk() for name in node.param_names
+            if node.has_param(name)]
+
+
+def test_init_tok2vec_loads_the_pretrained_weights(lee_store, lee_vectors, tmp_path):
+    settings = PretrainSettings.from_dict({"encoder": ENCODER, "batch_words": 500,
+                                           "hidden_width": 24})
+    [checkpoint] = pretrain(lee_store, lee_vectors, settings, [2000], tmp_path / "pt",
+                            progress=False)
+    task_dir = tmp_path / "task"
+    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
+                "split": {"seed": 0, "n_train": 20, "n_dev": 10}}, task_dir)
+    encoder = EncoderSettings.from_dict(ENCODER)
+
+    loaded = init_nlp(training_config("textcat", task_dir, encoder, {}, 0, checkpoint))
+    fresh = init_nlp(training_config("textcat", task_dir, encoder, {}, 0, None))
+
+    reference = loaded.get_pipe("tok2vec").model.copy()
+    reference.from_bytes(checkpoint.read_bytes())
+    expected = [node.get_param(n) for node in reference.walk() for n in node.param_names
+                if node.has_param(n)]
+    got, baseline = tok2vec_params(loaded), tok2vec_params(fresh)
+    assert len(got) == len(expected) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(got, baseline, strict=True))

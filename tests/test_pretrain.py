@@ -1,0 +1,97 @@
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from lmao.encoder import EncoderSettings, build_tok2vec
+from lmao.pretrain import PretrainSettings, WordStream, pretrain
+from lmao.store import TokenStore
+
+TINY = {"width": 16, "depth": 1, "rows": [300, 50, 100, 100]}
+
+
+def settings(**overrides) -> PretrainSettings:
+    values = {"encoder": TINY, "batch_words": 700, "hidden_width": 24, "log_every_words": 1000,
+              "save_every_words": 1500, **overrides}
+    return PretrainSettings.from_dict(values)
+
+
+def test_stream_cuts_batches_at_exact_word_counts(lee_store):
+    store = TokenStore(lee_store)
+    stream = WordStream(store, seed=3, shuffle=True, max_doc_length=50, max_epochs=2)
+    sizes = [sum(len(s) for s in stream.take(n)) for n in (1, 999, 12345, 7)]
+    assert sizes == [1, 999, 12345, 7]
+    assert all(len(s) <= 50 for s in stream.take(5000))
+    again = WordStream(store, seed=3, shuffle=True, max_doc_length=50, max_epochs=2)
+    again.skip(1 + 999 + 12345 + 7 + 5000)
+    assert np.array_equal(np.concatenate(stream.take(300)), np.concatenate(again.take(300)))
+
+
+def test_checkpoints_fall_on_exact_word_counts(lee_store, lee_vectors, tmp_path):
+    paths = pretrain(lee_store, lee_vectors, settings(), [1000, 2500], tmp_path, progress=False)
+    assert [p.name for p in paths] == ["words-1000.bin", "words-2500.bin"]
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert {1000, 2500} <= {row["words"] for row in log}
+    assert log[-1]["words"] == 2500
+    assert all(np.isfinite(row["loss"]) and row["loss"] > 0 for row in log)
+    assert paths[0].read_bytes() != paths[1].read_bytes()
+
+
+def test_loss_goes_down(lee_store, lee_vectors, tmp_path):
+    pretrain(lee_store, lee_vectors, settings(log_every_words=2000), [20000], tmp_path,
+             progress=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < 0.8 * log[0]["loss"]
+
+
+def test_resuming_from_a_checkpoint_is_bit_identical(lee_store, lee_vectors, tmp_path):
+    straight = pretrain(lee_store, lee_vectors, settings(), [1400, 2800], tmp_path / "a",
+                        progress=False)
+    pretrain(lee_store, lee_vectors, settings(), [1400], tmp_path / "b", progress=False)
+    resumed = pretrain(lee_store, lee_vectors, settings(), [1400, 2800], tmp_path / "b",
+                       progress=False)
+    assert resumed[1].read_bytes() == straight[1].read_bytes()
+
+
+def test_kill_minus_nine_then_resume_is_bit_identical(lee_store, lee_vectors, tmp_path):
+    kwargs = {"save_every_words": 700, "batch_words": 350}
+    straight = pretrain(lee_store, lee_vectors, settings(**kwargs), [6000], tmp_path / "a",
+                        progress=False)
+    out = tmp_path / "b"
+    script = (
+        "from lmao.pretrain import pretrain, PretrainSettings\n"
+        f"s = PretrainSettings.from_dict({{'encoder': {TINY!r}, 'batch_words': 350, "
+        "'hidden_width': 24, 'log_every_words': 1000, 'save_every_words': 700})\n"
+        f"pretrain({str(lee_store)!r}, {str(lee_vectors)!r}, s, [6000], {str(out)!r}, "
+        "progress=False)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 120
+    while not (out / "partial.state").exists() and child.poll() is None:
+        if time.time() > deadline:
+            child.kill()
+            pytest.fail("no periodic state was written")
+        time.sleep(0.05)
+    child.kill()  # SIGKILL: no chance to clean up
+    child.wait()
+    if (out / "words-6000.bin").exists():
+        pytest.skip("the child finished before it could be killed")
+    resumed = pretrain(lee_store, lee_vectors, settings(**kwargs), [6000], out, progress=False)
+    assert resumed[0].read_bytes() == straight[0].read_bytes()
+    words = [json.loads(line)["words"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert words == sorted(set(words)), "log lines repeated after the resume"
+
+
+def test_checkpoint_is_spacy_tok2vec_bytes(lee_store, lee_vectors, tmp_path):
+    [path] = pretrain(lee_store, lee_vectors, settings(), [700], tmp_path, progress=False)
+    model = build_tok2vec(EncoderSettings.from_dict(TINY))
+    model.from_bytes(path.read_bytes())  # raises if the architecture does not match
+
+
+def test_checkpoint_beyond_the_corpus_is_refused(lee_store, lee_vectors, tmp_path):
+    with pytest.raises(ValueError, match="max_epochs"):
+        pretrain(lee_store, lee_vectors, settings(max_epochs=1), [10**9], tmp_path,
+                 progress=False)

@@ -1,0 +1,68 @@
+import json
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+
+from lmao.fileio import InputError
+from lmao.report import build_report, collect_scores, epoch_table, markdown_tables
+
+
+def write_log(path, run, words, seed, accuracies, task="polarity"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as out:
+        for epoch, acc in enumerate(accuracies, start=1):
+            out.write(json.dumps({
+                "task": task, "task_type": "textcat", "pretrain_run": run, "words": words,
+                "sample": 0, "seed": seed, "epoch": epoch,
+                "scores": {"accuracy": acc, "macro_f": acc - 0.01},
+            }) + "\n")
+    return path
+
+
+@pytest.fixture
+def logs(tmp_path):
+    return [
+        write_log(tmp_path / "a.jsonl", "none", 0, 0, [0.50, 0.60, 0.55]),
+        write_log(tmp_path / "b.jsonl", "none", 0, 1, [0.70, 0.80, 0.75]),
+        write_log(tmp_path / "c.jsonl", "lmao", 100000, 0, [0.65, 0.70, 0.90]),
+        write_log(tmp_path / "d.jsonl", "lmao", 100000, 1, [0.65, 0.72, 0.80]),
+        write_log(tmp_path / "e.jsonl", "lmao", 20000, 0, [0.1, 0.2, 0.3]),
+    ]
+
+
+def test_tidy_table_has_a_row_per_metric_and_epoch(logs):
+    table = collect_scores(logs)
+    assert len(table) == 5 * 3 * 2
+    assert set(table["metric"]) == {"accuracy", "macro_f"}
+
+
+def test_epoch_table_is_the_mean_over_seeds_with_a_best_row(logs):
+    wide = epoch_table(collect_scores(logs), "polarity", "accuracy")
+    assert list(wide.columns) == ["no pre-training", "lmao 20k", "lmao 100k"]
+    assert list(wide.index) == ["1", "2", "3", "Best"]
+    assert wide.loc["2", "no pre-training"] == pytest.approx(0.70)
+    assert wide.loc["3", "lmao 100k"] == pytest.approx(0.85)
+    assert wide.loc["Best", "no pre-training"] == pytest.approx(0.70)
+    assert wide.loc["Best", "lmao 100k"] == pytest.approx(0.85)
+
+
+def test_markdown_table_shows_percentages(logs):
+    text = markdown_tables(collect_scores(logs))
+    assert "| **Best** | 70.0 | 30.0 | 85.0 |" in text
+    assert "mean over 2 seed(s)" in text
+
+
+def test_build_report_writes_all_three_outputs(logs, tmp_path):
+    build_report(logs, tmp_path / "out")
+    scores = pd.read_csv(tmp_path / "out" / "scores.csv")
+    assert scores["value"].between(0, 1).all()
+    image = mpimg.imread(tmp_path / "out" / "learning_curve.png")
+    assert image.ndim == 3 and image.shape[0] > 100
+
+
+def test_a_log_that_is_not_a_score_record_names_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"epoch": 1}\n')
+    with pytest.raises(InputError, match=r"bad\.jsonl:1"):
+        collect_scores([path])
