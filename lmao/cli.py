@@ -1,0 +1,154 @@
+"""`lmao`: run any step of the pipeline by hand, with the same functions the rules call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from itertools import chain
+from pathlib import Path
+
+from .experiment import ConfigError, Experiment, load_config
+from .fileio import InputError
+
+
+def _experiment(args: argparse.Namespace) -> Experiment:
+    return Experiment(load_config(args.config))
+
+
+def cmd_check_config(args: argparse.Namespace) -> None:
+    experiment = _experiment(args)
+    print(f"{args.config}: valid; {len(experiment.inits())} inits × "
+          f"{len(experiment.config['tasks'])} tasks × "
+          f"{len(experiment.config['finetune']['seeds'])} seeds")
+
+
+def cmd_tokenize(args: argparse.Namespace) -> None:
+    from .sources import iter_texts
+    from .store import build_store
+
+    sources = _experiment(args).config["corpora"][args.corpus]["sources"]
+    meta = build_store(chain.from_iterable(iter_texts(s) for s in sources), args.out,
+                       provenance={"sources": sources})
+    print(json.dumps(meta, indent=2))
+
+
+def cmd_vectors(args: argparse.Namespace) -> None:
+    from .store import TokenStore
+    from .vectors import read_glove_text, save_table, train_floret_table
+
+    if args.text:
+        words, matrix = read_glove_text(args.text, args.max_rows)
+        save_table(words, matrix, args.out)
+        print(f"{len(words)} vectors of width {matrix.shape[1]} → {args.out}")
+    else:
+        rows = train_floret_table(TokenStore(args.store), args.out, dim=args.dim,
+                                  epochs=args.epochs, min_count=args.min_count,
+                                  threads=args.threads)
+        print(f"{rows} vectors of width {args.dim} → {args.out}")
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from .pretrain import pretrain
+
+    experiment = _experiment(args)
+    spec = experiment.config["pretrain"][args.run]
+    paths = pretrain(args.store, args.vectors, experiment.pretrain_settings(args.run),
+                     args.words or spec["checkpoints"], args.out,
+                     input_vectors_dir=args.input_vectors)
+    print("\n".join(str(p) for p in paths))
+
+
+def cmd_task(args: argparse.Namespace) -> None:
+    from .tasks import build_task
+
+    print(json.dumps(build_task(_experiment(args).config["tasks"][args.task], args.out)))
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from .finetune import finetune
+
+    experiment = _experiment(args)
+    run = args.run if args.checkpoint else "none"
+    rows = finetune(experiment.task_type(args.task), args.task_dir, experiment.encoder(run),
+                    experiment.config["finetune"].get("hyperparameters", {}), args.seed,
+                    args.epochs or experiment.config["finetune"]["epochs"], args.out,
+                    init_tok2vec=args.checkpoint, vectors=args.vectors,
+                    labels={"task": args.task, "task_type": experiment.task_type(args.task),
+                            "pretrain_run": run, "words": args.words, "sample": 0,
+                            "seed": args.seed})
+    for row in rows:
+        print(json.dumps(row["scores"]))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import build_report
+
+    build_report(args.logs, args.out)
+    print((Path(args.out) / "table.md").read_text())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lmao", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func, help_text: str, config: bool = True):  # noqa: ANN001, ANN202
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if config:
+            p.add_argument("--config", required=True, type=Path, help="experiment config YAML")
+        p.set_defaults(func=func)
+        return p
+
+    command("check-config", cmd_check_config, "validate a config and summarise the grid")
+    p = command("tokenize", cmd_tokenize, "tokenize a configured corpus into a token store")
+    p.add_argument("corpus")
+    p.add_argument("--out", required=True, type=Path)
+    p = command("vectors", cmd_vectors, "train floret vectors or import GloVe text",
+                config=False)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--store", type=Path, help="train floret vectors on this token store")
+    source.add_argument("--text", type=Path, help="GloVe/fastText text vectors to import")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--max-rows", type=int)
+    p.add_argument("--dim", type=int, default=50)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--min-count", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p = command("pretrain", cmd_pretrain, "LMAO pre-training of a configured run (resumable)")
+    p.add_argument("run")
+    p.add_argument("--store", required=True, type=Path)
+    p.add_argument("--vectors", required=True, type=Path)
+    p.add_argument("--input-vectors", type=Path)
+    p.add_argument("--words", type=int, nargs="*", help="checkpoints (default: the config's)")
+    p.add_argument("--out", required=True, type=Path)
+    p = command("task", cmd_task, "write train/dev/test DocBins for a configured task")
+    p.add_argument("task")
+    p.add_argument("--out", required=True, type=Path)
+    p = command("finetune", cmd_finetune, "fine-tune a configured task, scored every epoch")
+    p.add_argument("task")
+    p.add_argument("--task-dir", required=True, type=Path)
+    p.add_argument("--checkpoint", type=Path, help="words-N.bin (default: no pre-training)")
+    p.add_argument("--run", default="none", help="pre-training run the checkpoint is from")
+    p.add_argument("--words", type=int, default=0)
+    p.add_argument("--vectors", type=Path)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--out", required=True, type=Path)
+    p = command("report", cmd_report, "tables and plots from fine-tuning logs", config=False)
+    p.add_argument("logs", nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, InputError, FileNotFoundError) as err:
+        print(f"lmao {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
