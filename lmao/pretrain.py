@@ -13,7 +13,7 @@ import pickle
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from .vectors import load_table, type_rows
 
 OBJECTIVES = ("own_word",)
 LOSSES = ("cosine", "L2")
+ENGINES = ("fast", "docs")  # token ids through spaCy's layers, or Docs through the model
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class PretrainSettings:
     shuffle: bool = True
     max_epochs: int = 100
     log_every_words: int = 20000
+    engine: str = "fast"
     save_every_words: int = 1_000_000
 
     @classmethod
@@ -67,6 +69,10 @@ class PretrainSettings:
         settings = cls(encoder=encoder, **data)
         if settings.objective not in OBJECTIVES:
             raise ValueError(f"objective {settings.objective!r}: expected one of {OBJECTIVES}")
+        if settings.engine not in ENGINES:
+            raise ValueError(f"engine {settings.engine!r}: expected one of {ENGINES}")
+        if settings.engine == "fast" and settings.encoder.include_static_vectors:
+            settings = replace(settings, engine="docs")  # the fast path embeds no vectors
         if settings.loss not in LOSSES:
             raise ValueError(f"loss {settings.loss!r}: expected one of {LOSSES}")
         return settings
@@ -162,6 +168,54 @@ class VectorObjective:
             norms = np.linalg.norm(prediction, axis=1) * np.linalg.norm(target, axis=1)
             return float((1.0 - (prediction * target).sum(axis=1) / (norms + 1e-8)).sum())
         return float(((prediction - target) ** 2).sum())
+
+
+class TypeFeatures:
+    """The hashed lexical attributes of every store type, as spaCy's FeatureExtractor
+    computes them for a Doc made of those words, gathered per token by type id."""
+
+    def __init__(self, types: list[str], attrs: list[str], vocab: Vocab, chunk: int = 10_000):
+        from spacy.attrs import IDS
+
+        columns = [IDS[a.upper()] for a in attrs]
+        parts = [
+            Doc(vocab, words=types[i : i + chunk]).to_array(columns).astype("uint64")
+            for i in range(0, len(types), chunk)
+        ]
+        self.keys = np.concatenate(parts).reshape(len(types), len(columns))
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        return self.keys[ids]
+
+
+class FastTok2Vec:
+    """Runs spaCy's tok2vec model on token ids instead of Docs.
+
+    It calls the very layers of the spaCy model (hash embeddings, maxout, window CNN) with
+    feature keys gathered from a per-type table, skipping Doc construction and feature
+    extraction per batch; the weights trained are those of the spaCy model. Only the
+    encoder without static-vector input has this path.
+    """
+
+    def __init__(self, tok2vec: Model):
+        embed, self.encode = tok2vec.get_ref("embed"), tok2vec.get_ref("encode")
+        names = [layer.name for layer in embed.layers]
+        if names[:2] != ["extract_features", "list2ragged"] or len(names) != 5:
+            raise ValueError(f"no fast path for this embedding layer: {names}")
+        self.embed_concat = embed.layers[2].layers[0]
+        self.embed_maxout = embed.layers[3].layers[0]
+
+    def begin_update(self, keys: np.ndarray, lengths: list[int]):  # noqa: ANN201
+        embedded, bp_concat = self.embed_concat(keys, is_train=True)
+        mixed, bp_maxout = self.embed_maxout(embedded, is_train=True)
+        splits = np.cumsum(lengths)[:-1]
+        encoded, bp_encode = self.encode(np.split(mixed, splits), is_train=True)
+
+        def backprop(d_encoded: list[np.ndarray]) -> None:
+            d_mixed = np.concatenate(bp_encode(d_encoded))
+            bp_concat(bp_maxout(d_mixed))
+
+        return encoded, backprop
 
 
 def build_pretrain_model(settings: PretrainSettings, target_width: int) -> Model:
@@ -323,11 +377,14 @@ def pretrain(
         paths.log.write_text("")
 
     tok2vec = model.get_ref("tok2vec")
+    head = model.layers[1]
+    fast = FastTok2Vec(tok2vec) if settings.engine == "fast" else None
+    features = TypeFeatures(types, settings.encoder.attrs, vocab) if fast else None
     bar = tqdm(total=checkpoints[-1], initial=words, unit=" words", unit_scale=True,
                desc="pretrain", disable=not progress, mininterval=2)
     started = time.perf_counter()
     words_at_start = words
-    loss_sum, known_words = 0.0, 0
+    loss_sum, known_words, interval_start = 0.0, 0, words
     next_log = words + settings.log_every_words
     next_save = words + settings.save_every_words
     for target in checkpoints:
@@ -335,11 +392,17 @@ def pretrain(
             continue
         while words < target:
             segments = stream.take(min(settings.batch_words, target - words))
-            docs = [Doc(vocab, words=[types[i] for i in seg]) for seg in segments]
             ids = np.concatenate(segments)
-            prediction, backprop = model.begin_update(docs)
-            d_pred, loss, n_known = objective(ids, prediction)
-            backprop(d_pred)
+            if fast is not None:
+                encoded, bp_encoded = fast.begin_update(features(ids), [len(s) for s in segments])
+                prediction, bp_head = head.begin_update(encoded)
+                d_pred, loss, n_known = objective(ids, prediction)
+                bp_encoded(bp_head(d_pred))
+            else:
+                docs = [Doc(vocab, words=[types[i] for i in seg]) for seg in segments]
+                prediction, backprop = model.begin_update(docs)
+                d_pred, loss, n_known = objective(ids, prediction)
+                backprop(d_pred)
             model.finish_update(optimizer)
             words += len(ids)
             loss_sum += loss
@@ -350,10 +413,13 @@ def pretrain(
                 append_jsonl(paths.log, {
                     "words": words,
                     "loss": loss_sum / max(known_words, 1),
+                    "loss_sum": loss_sum,
+                    "interval_words": words - interval_start,
+                    "known_words": known_words,
                     "words_per_s": (words - words_at_start) / max(elapsed, 1e-9),
                     "elapsed_s": elapsed,
                 })
-                loss_sum, known_words = 0.0, 0
+                loss_sum, known_words, interval_start = 0.0, 0, words
                 next_log = words + settings.log_every_words
             if words >= next_save and words < target:
                 _save_state(paths.partial_state, model, optimizer, words)

@@ -95,3 +95,11 @@ def test_checkpoint_beyond_the_corpus_is_refused(lee_store, lee_vectors, tmp_pat
     with pytest.raises(ValueError, match="max_epochs"):
         pretrain(lee_store, lee_vectors, settings(max_epochs=1), [10**9], tmp_path,
                  progress=False)
+
+
+def test_fast_engine_trains_exactly_like_the_doc_engine(lee_store, lee_vectors, tmp_path):
+    fast = pretrain(lee_store, lee_vectors, settings(engine="fast"), [2100], tmp_path / "f",
+                    progress=False)
+    docs = pretrain(lee_store, lee_vectors, settings(engine="docs"), [2100], tmp_path / "d",
+                    progress=False)
+    assert fast[0].read_bytes() == docs[0].read_bytes()

@@ -1,0 +1,212 @@
+"""Pre-training speed: `spacy pretrain` against our engine, same model, text and batches.
+
+Both train the same tok2vec (spacy.Tok2Vec.v2, MultiHashEmbed rows 5000/1000/2500/2500, a
+MaxoutWindowEncoder of the given width and depth 4) with spaCy's vectors objective head
+(Maxout 300 × 3 pieces + Linear), cosine loss, batches of ~3000 words, on the same text
+and the same target vectors. spaCy runs its own `pretrain` function (what `spacy pretrain`
+calls), instrumented only to time each update and record its loss; ours runs
+`lmao.pretrain.pretrain` on the token store of the same text (tokenizing once is the point
+of the store, so its one-off cost is printed separately). Each engine runs in its own
+process so its peak memory is its own.
+
+    python benchmarks/pretrain_speed.py [--words 200000] [--widths 96 128]
+
+Last line: `speedup <ours/spacy>` (the smallest over the widths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LMAO_SHARED_DATA", REPO.parent / "shared" / "data"))
+HIDDEN = 300
+
+
+def texts(max_words: int) -> list[str]:
+    """IMDB training + unlabelled reviews (never test) if present, else the demo text."""
+    from lmao.sources import iter_texts
+
+    imdb = SHARED / "imdb"
+    if imdb.exists():
+        sources = [{"type": "jsonl", "path": str(imdb / f"{s}.jsonl.gz")} for s in ("unsup",)]
+    else:
+        sources = [{"type": "gensim_wiki"}]
+    out, words = [], 0
+    for source in sources:
+        for text in iter_texts(source):
+            out.append(text)
+            words += len(text.split())
+            if words >= max_words:
+                return out
+    return out
+
+
+def prepare(workdir: Path, max_words: int) -> dict:
+    from lmao.store import build_store
+    from lmao.vectors import read_glove_text, save_table
+
+    docs = texts(max_words)
+    with open(workdir / "text.jsonl", "w", encoding="utf-8") as out:
+        for text in docs:
+            out.write(json.dumps({"text": text}) + "\n")
+    started = time.perf_counter()
+    meta = build_store(docs, workdir / "store")
+    tokenize_s = time.perf_counter() - started
+    glove = SHARED / "glove" / "glove.6B.50d.top100k.txt.gz"
+    if glove.exists():
+        words, matrix = read_glove_text(glove)
+        save_table(words, matrix, workdir / "vectors")
+    else:
+        from lmao.store import TokenStore
+        from lmao.vectors import train_floret_table
+
+        train_floret_table(TokenStore(workdir / "store"), workdir / "vectors", dim=50)
+    return {"store_words": meta["n_words"], "tokenize_s": tokenize_s,
+            "tokenize_words_per_s": meta["n_words"] / tokenize_s}
+
+
+def spacy_config(workdir: Path, width: int, batch_words: int):
+    from spacy.language import DEFAULT_CONFIG_PRETRAIN_PATH
+    from spacy.util import load_config
+
+    from lmao.encoder import EncoderSettings
+    from lmao.finetune import training_config
+
+    encoder = EncoderSettings(width=width, depth=4)
+    config = training_config("textcat", workdir, encoder, {}, seed=0,
+                             vectors=workdir / "vectors")
+    config["nlp"]["pipeline"] = ["tok2vec"]
+    del config["components"]["textcat"]
+    pretraining = load_config(DEFAULT_CONFIG_PRETRAIN_PATH)["pretraining"]
+    pretraining.update({
+        "max_epochs": 1, "dropout": 0.2, "n_save_every": None, "n_save_epoch": None,
+        "component": "tok2vec", "layer": "", "corpus": "corpora.pretrain",
+    })
+    pretraining["objective"] = {"@architectures": "spacy.PretrainVectors.v1",
+                                "maxout_pieces": 3, "hidden_size": HIDDEN, "loss": "cosine"}
+    pretraining["batcher"] = {"@batchers": "spacy.batch_by_words.v1", "size": batch_words,
+                              "tolerance": 0.2, "discard_oversize": False, "get_length": None}
+    pretraining["optimizer"] = {"@optimizers": "Adam.v1", "beta1": 0.9, "beta2": 0.999,
+                                "L2_is_weight_decay": True, "L2": 0.01, "grad_clip": 1.0,
+                                "use_averages": True, "eps": 1e-8, "learn_rate": 0.001}
+    config["pretraining"] = pretraining
+    config["corpora"]["pretrain"] = {"@readers": "spacy.JsonlCorpus.v1",
+                                     "path": str(workdir / "text.jsonl"), "min_length": 5,
+                                     "max_length": 500, "limit": 0}
+    return config
+
+
+def run_spacy(workdir: Path, width: int, batch_words: int) -> dict:
+    import spacy.training.pretrain as spacy_pretrain
+
+    records = []
+    original = spacy_pretrain.make_update
+
+    def timed_update(model, docs, optimizer, objective_func):  # noqa: ANN001, ANN202
+        started = time.perf_counter()
+        loss = original(model, docs, optimizer, objective_func)
+        records.append((started, time.perf_counter(), sum(len(d) for d in docs), loss))
+        return loss
+
+    spacy_pretrain.make_update = timed_update
+    out = workdir / f"spacy-{width}"
+    out.mkdir()
+    spacy_pretrain.pretrain(spacy_config(workdir, width, batch_words), out, silent=True)
+    words = sum(r[2] for r in records)
+    seconds = records[-1][1] - records[0][0]
+    return {"words": words, "words_per_s": words / seconds, "seconds": seconds,
+            "loss_per_word": _loss_per_word([(r[2], r[3] * r[2]) for r in records])}
+
+
+def run_ours(workdir: Path, width: int, batch_words: int, words: int) -> dict:
+    from lmao.pretrain import PretrainSettings, pretrain
+
+    settings = PretrainSettings.from_dict({
+        "encoder": {"width": width, "depth": 4}, "hidden_width": HIDDEN, "loss": "cosine",
+        "batch_words": batch_words, "learn_rate": 0.001, "dropout": 0.2, "shuffle": False,
+        "log_every_words": batch_words * 5, "save_every_words": 10**12,
+    })
+    out = workdir / f"ours-{width}"
+    pretrain(workdir / "store", workdir / "vectors", settings, [words], out, progress=False)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return {"words": words, "words_per_s": log[-1]["words_per_s"],
+            "seconds": log[-1]["elapsed_s"],
+            "loss_per_word": _loss_per_word([(r["interval_words"], r["loss_sum"]) for r in log])}
+
+
+def _loss_per_word(pairs: list[tuple[int, float]]) -> dict:
+    """Summed cosine loss over all tokens / tokens, overall and over the last 20%."""
+    total_words = sum(w for w, _ in pairs)
+    seen, tail_words, tail_loss = 0, 0, 0.0
+    for words, loss in pairs:
+        seen += words
+        if seen > 0.8 * total_words:
+            tail_words += words
+            tail_loss += loss
+    return {"all": sum(loss for _, loss in pairs) / total_words,
+            "last_20pct": tail_loss / max(tail_words, 1)}
+
+
+def child(args: argparse.Namespace) -> None:
+    workdir = Path(args.workdir)
+    if args.engine == "spacy":
+        result = run_spacy(workdir, args.width, args.batch_words)
+    else:
+        result = run_ours(workdir, args.width, args.batch_words, args.words)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def in_child(engine: str, workdir: Path, width: int, batch_words: int, words: int) -> dict:
+    command = [sys.executable, __file__, "--child", engine, "--workdir", str(workdir),
+               "--width", str(width), "--batch-words", str(batch_words), "--words", str(words)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--words", type=int, default=200_000)
+    parser.add_argument("--widths", type=int, nargs="+", default=[96, 128])
+    parser.add_argument("--batch-words", type=int, default=3000)
+    parser.add_argument("--child", choices=["spacy", "ours"])
+    parser.add_argument("--workdir")
+    parser.add_argument("--width", type=int)
+    args = parser.parse_args()
+    if args.child:
+        args.engine = args.child
+        child(args)
+        return
+    print(f"machine: {os.cpu_count()} cores; {sys.version.split()[0]}")
+    speedups = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        prep = prepare(workdir, args.words)
+        print(f"token store: {prep['store_words']:,} words tokenized once in "
+              f"{prep['tokenize_s']:.1f} s ({prep['tokenize_words_per_s']:,.0f} words/s)")
+        for width in args.widths:
+            spacy_result = in_child("spacy", workdir, width, args.batch_words, 0)
+            ours = in_child("ours", workdir, width, args.batch_words, spacy_result["words"])
+            speedup = ours["words_per_s"] / spacy_result["words_per_s"]
+            speedups.append(speedup)
+            for name, r in (("spacy pretrain", spacy_result), ("lmao engine", ours)):
+                loss = r["loss_per_word"]
+                print(f"width {width:4d}  {name:15s} {r['words']:>9,} words "
+                      f"{r['words_per_s']:>9,.0f} words/s  loss/word {loss['all']:.4f} "
+                      f"(last 20%: {loss['last_20pct']:.4f})  "
+                      f"peak RSS {r['peak_rss_mb']:,.0f} MB")
+            print(f"width {width:4d}  speedup {speedup:.2f}")
+    print(f"speedup {min(speedups):.2f}")
+
+
+if __name__ == "__main__":
+    main()
