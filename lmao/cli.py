@@ -55,7 +55,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     spec = experiment.config["pretrain"][args.run]
     paths = pretrain(args.store, args.vectors, experiment.pretrain_settings(args.run),
                      args.words or spec["checkpoints"], args.out,
-                     input_vectors_dir=args.input_vectors)
+                     input_vectors_dir=args.input_vectors, gpu_id=args.gpu_id)
     print("\n".join(str(p) for p in paths))
 
 
@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vectors", required=True, type=Path)
     p.add_argument("--input-vectors", type=Path)
     p.add_argument("--words", type=int, nargs="*", help="checkpoints (default: the config's)")
+    p.add_argument("--gpu-id", type=int, help="run on this GPU (needs cupy)")
     p.add_argument("--out", required=True, type=Path)
     p = command("task", cmd_task, "write train/dev/test DocBins for a configured task")
     p.add_argument("task")

@@ -30,7 +30,10 @@ from thinc.api import (
     Optimizer,
     chain,
     fix_random_seed,
+    get_array_module,
+    get_current_ops,
     list2array,
+    require_gpu,
     set_dropout_rate,
 )
 from tqdm import tqdm
@@ -151,9 +154,10 @@ class VectorObjective:
 
     def __call__(self, ids: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, float, int]:
         """Return (gradient, summed loss, number of tokens with a target)."""
+        xp = get_array_module(prediction)
         rows = self.rows_by_type[ids]
         known = rows >= 0
-        target = self.table[np.where(known, rows, 0)]
+        target = self.table[xp.where(known, rows, 0)]
         if self.loss == "cosine":
             target[~known] = 0.0  # ignored by CosineDistance(ignore_zeros=True)
         else:
@@ -164,8 +168,9 @@ class VectorObjective:
 
     def summed_loss(self, prediction: np.ndarray, target: np.ndarray) -> float:
         """Loss summed over tokens: 1 - cosine similarity, or squared distance."""
+        xp = get_array_module(prediction)
         if self.loss == "cosine":
-            norms = np.linalg.norm(prediction, axis=1) * np.linalg.norm(target, axis=1)
+            norms = xp.linalg.norm(prediction, axis=1) * xp.linalg.norm(target, axis=1)
             return float((1.0 - (prediction * target).sum(axis=1) / (norms + 1e-8)).sum())
         return float(((prediction - target) ** 2).sum())
 
@@ -186,6 +191,10 @@ class TypeFeatures:
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         return self.keys[ids]
+
+    def to_device(self, ops) -> TypeFeatures:  # noqa: ANN001
+        self.keys = ops.asarray(self.keys)
+        return self
 
 
 class FastTok2Vec:
@@ -208,11 +217,12 @@ class FastTok2Vec:
     def begin_update(self, keys: np.ndarray, lengths: list[int]):  # noqa: ANN201
         embedded, bp_concat = self.embed_concat(keys, is_train=True)
         mixed, bp_maxout = self.embed_maxout(embedded, is_train=True)
-        splits = np.cumsum(lengths)[:-1]
-        encoded, bp_encode = self.encode(np.split(mixed, splits), is_train=True)
+        xp = get_array_module(mixed)
+        splits = np.cumsum(lengths)[:-1].tolist()
+        encoded, bp_encode = self.encode(xp.split(mixed, splits), is_train=True)
 
         def backprop(d_encoded: list[np.ndarray]) -> None:
-            d_mixed = np.concatenate(bp_encode(d_encoded))
+            d_mixed = xp.concatenate(bp_encode(d_encoded))
             bp_concat(bp_maxout(d_mixed))
 
         return encoded, backprop
@@ -327,8 +337,12 @@ def pretrain(
     out_dir: str | Path,
     input_vectors_dir: str | Path | None = None,
     progress: bool = True,
+    gpu_id: int | None = None,
 ) -> list[Path]:
     """Pre-train and write `words-{N}.bin` for each N in `checkpoint_words`; return them.
+
+    With `gpu_id`, thinc runs the model on that GPU through cupy (`require_gpu`); arrays
+    stay on the device and only token ids cross over per batch.
 
     Continues from the furthest saved state in `out_dir` (a checkpoint's or the periodic
     one), so a rerun after a crash loses no finished work and repeats no word.
@@ -338,10 +352,14 @@ def pretrain(
         raise ValueError("checkpoint word counts must be positive")
     paths = RunPaths(Path(out_dir))
     paths.out_dir.mkdir(parents=True, exist_ok=True)
+    if gpu_id is not None:
+        require_gpu(gpu_id)
+    ops = get_current_ops()
     store = TokenStore(Path(store_dir))
     targets = load_table(vectors_dir)
     objective = VectorObjective(
-        np.asarray(targets.data, dtype="float32"), type_rows(store.types, targets), settings.loss
+        ops.asarray(np.asarray(targets.data, dtype="float32")),
+        ops.asarray(type_rows(store.types, targets)), settings.loss,
     )
     available = store.n_words * settings.max_epochs
     if checkpoints[-1] > available:
@@ -379,7 +397,7 @@ def pretrain(
     tok2vec = model.get_ref("tok2vec")
     head = model.layers[1]
     fast = FastTok2Vec(tok2vec) if settings.engine == "fast" else None
-    features = TypeFeatures(types, settings.encoder.attrs, vocab) if fast else None
+    features = TypeFeatures(types, settings.encoder.attrs, vocab).to_device(ops) if fast else None
     bar = tqdm(total=checkpoints[-1], initial=words, unit=" words", unit_scale=True,
                desc="pretrain", disable=not progress, mininterval=2)
     started = time.perf_counter()
@@ -392,7 +410,7 @@ def pretrain(
             continue
         while words < target:
             segments = stream.take(min(settings.batch_words, target - words))
-            ids = np.concatenate(segments)
+            ids = ops.asarray(np.concatenate(segments))
             if fast is not None:
                 encoded, bp_encoded = fast.begin_update(features(ids), [len(s) for s in segments])
                 prediction, bp_head = head.begin_update(encoded)

@@ -103,3 +103,23 @@ def test_fast_engine_trains_exactly_like_the_doc_engine(lee_store, lee_vectors, 
     docs = pretrain(lee_store, lee_vectors, settings(engine="docs"), [2100], tmp_path / "d",
                     progress=False)
     assert fast[0].read_bytes() == docs[0].read_bytes()
+
+
+def test_gpu_run_tracks_the_cpu_run(lee_store, lee_vectors, tmp_path):
+    cupy = pytest.importorskip("cupy", reason="GPU test: needs cupy")
+    if cupy.cuda.runtime.getDeviceCount() == 0:
+        pytest.skip("GPU test: no GPU visible")
+    cpu = pretrain(lee_store, lee_vectors, settings(), [3000], tmp_path / "cpu", progress=False)
+    gpu = pretrain(lee_store, lee_vectors, settings(), [3000], tmp_path / "gpu", progress=False,
+                   gpu_id=0)
+    from thinc.api import use_ops
+
+    with use_ops("numpy"):
+        a, b = (build_tok2vec(EncoderSettings.from_dict(TINY)) for _ in range(2))
+        a.from_bytes(cpu[0].read_bytes())
+        b.from_bytes(gpu[0].read_bytes())
+        for node_a, node_b in zip(a.walk(), b.walk(), strict=True):
+            for name in node_a.param_names:
+                if node_a.has_param(name):
+                    np.testing.assert_allclose(node_a.get_param(name), node_b.get_param(name),
+                                               atol=5e-3)
