@@ -76,7 +76,7 @@ def prepare(workdir: Path, max_words: int) -> dict:
 
 def spacy_config(workdir: Path, width: int, batch_words: int):
     from spacy.language import DEFAULT_CONFIG_PRETRAIN_PATH
-    from spacy.util import load_config
+    from spacy.util import load_config, load_model_from_config
 
     from lmao.encoder import EncoderSettings
     from lmao.finetune import training_config
@@ -86,6 +86,8 @@ def spacy_config(workdir: Path, width: int, batch_words: int):
                              vectors=workdir / "vectors")
     config["nlp"]["pipeline"] = ["tok2vec"]
     del config["components"]["textcat"]
+    del config["pretraining"]
+    config = load_model_from_config(config, auto_fill=True).config  # as `init fill-config`
     pretraining = load_config(DEFAULT_CONFIG_PRETRAIN_PATH)["pretraining"]
     pretraining.update({
         "max_epochs": 1, "dropout": 0.2, "n_save_every": None, "n_save_epoch": None,
@@ -102,7 +104,7 @@ def spacy_config(workdir: Path, width: int, batch_words: int):
     config["corpora"]["pretrain"] = {"@readers": "spacy.JsonlCorpus.v1",
                                      "path": str(workdir / "text.jsonl"), "min_length": 5,
                                      "max_length": 500, "limit": 0}
-    return config
+    return config.interpolate()
 
 
 def run_spacy(workdir: Path, width: int, batch_words: int) -> dict:

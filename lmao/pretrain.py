@@ -27,6 +27,7 @@ from thinc.api import (
     Linear,
     Maxout,
     Model,
+    Ops,
     Optimizer,
     chain,
     fix_random_seed,
@@ -40,6 +41,7 @@ from tqdm import tqdm
 
 from .encoder import EncoderSettings, build_tok2vec
 from .fileio import append_jsonl, write_bytes
+from .ops import BlasOps, using_ops
 from .store import TokenStore
 from .vectors import load_table, type_rows
 
@@ -313,6 +315,7 @@ def _save_state(path: Path, model: Model, optimizer: Optimizer, words: int) -> N
         "optimizer": _optimizer_state(model, optimizer),
         "numpy_random": np.random.get_state(),
         "python_random": random.getstate(),
+        "ops_random": model.ops.rng.bit_generator.state if hasattr(model.ops, "rng") else None,
     }
     write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -350,11 +353,27 @@ def pretrain(
     checkpoints = sorted({int(n) for n in checkpoint_words})
     if not checkpoints or checkpoints[0] <= 0:
         raise ValueError("checkpoint word counts must be positive")
-    paths = RunPaths(Path(out_dir))
-    paths.out_dir.mkdir(parents=True, exist_ok=True)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     if gpu_id is not None:
         require_gpu(gpu_id)
-    ops = get_current_ops()
+        ops = get_current_ops()
+    else:
+        ops = BlasOps(seed=settings.seed)
+    with using_ops(ops):
+        return _pretrain(store_dir, vectors_dir, settings, checkpoints, RunPaths(Path(out_dir)),
+                         input_vectors_dir, progress, ops)
+
+
+def _pretrain(  # noqa: PLR0913
+    store_dir: str | Path,
+    vectors_dir: str | Path,
+    settings: PretrainSettings,
+    checkpoints: list[int],
+    paths: RunPaths,
+    input_vectors_dir: str | Path | None,
+    progress: bool,
+    ops: Ops,
+) -> list[Path]:
     store = TokenStore(Path(store_dir))
     targets = load_table(vectors_dir)
     objective = VectorObjective(
@@ -388,6 +407,8 @@ def pretrain(
         _restore_optimizer(model, optimizer, state["optimizer"])
         np.random.set_state(state["numpy_random"])
         random.setstate(state["python_random"])
+        if state.get("ops_random") and hasattr(ops, "rng"):
+            ops.rng.bit_generator.state = state["ops_random"]
         words = int(state["words"])
         stream.skip(words)
         _truncate_log(paths.log, words)
