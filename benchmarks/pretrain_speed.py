@@ -32,8 +32,16 @@ HIDDEN = 300
 
 
 def texts(max_words: int) -> list[str]:
-    """IMDB training + unlabelled reviews (never test) if present, else the demo text."""
+    """IMDB unlabelled reviews (never test) if present, else the demo text.
+
+    Only documents spaCy's pretraining corpus reader keeps (5 ≤ tokens < 500), so both
+    engines see exactly the same words in the same order.
+    """
+    import spacy
+
     from lmao.sources import iter_texts
+
+    tokenizer = spacy.blank("en").tokenizer
 
     imdb = SHARED / "imdb"
     if imdb.exists():
@@ -43,6 +51,8 @@ def texts(max_words: int) -> list[str]:
     out, words = [], 0
     for source in sources:
         for text in iter_texts(source):
+            if not 5 <= len(tokenizer(text)) < 500:
+                continue
             out.append(text)
             words += len(text.split())
             if words >= max_words:
@@ -136,6 +146,7 @@ def run_ours(workdir: Path, width: int, batch_words: int, words: int) -> dict:
         "encoder": {"width": width, "depth": 4}, "hidden_width": HIDDEN, "loss": "cosine",
         "batch_words": batch_words, "learn_rate": 0.001, "dropout": 0.2, "shuffle": False,
         "log_every_words": batch_words * 5, "save_every_words": 10**12,
+        "target_lookup": "exact",  # as spaCy: tokens whose exact form has no vector: no target
     })
     out = workdir / f"ours-{width}"
     pretrain(workdir / "store", workdir / "vectors", settings, [words], out, progress=False)
@@ -146,7 +157,8 @@ def run_ours(workdir: Path, width: int, batch_words: int, words: int) -> dict:
 
 
 def _loss_per_word(pairs: list[tuple[int, float]]) -> dict:
-    """Summed cosine loss over all tokens / tokens, overall and over the last 20%."""
+    """Summed cosine loss / all tokens (tokens without a target count as 0, the way spaCy's
+    normalised loss counts them), overall and over the last 20% of the words."""
     total_words = sum(w for w, _ in pairs)
     seen, tail_words, tail_loss = 0, 0, 0.0
     for words, loss in pairs:

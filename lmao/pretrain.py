@@ -36,6 +36,7 @@ from thinc.api import (
     list2array,
     require_gpu,
     set_dropout_rate,
+    zero_init,
 )
 from tqdm import tqdm
 
@@ -47,6 +48,7 @@ from .vectors import load_table, type_rows
 
 OBJECTIVES = ("own_word",)
 LOSSES = ("cosine", "L2")
+MASK_WORD = "[MASK]"
 ENGINES = ("fast", "docs")  # token ids through spaCy's layers, or Docs through the model
 
 
@@ -65,6 +67,10 @@ class PretrainSettings:
     max_epochs: int = 100
     log_every_words: int = 20000
     engine: str = "fast"
+    mask_prob: float = 0.15
+    L2: float = 0.01
+    grad_clip: float = 1.0
+    target_lookup: str = "lowercase"  # "exact": the exact form only, as spaCy pretrain does
     save_every_words: int = 1_000_000
 
     @classmethod
@@ -78,6 +84,8 @@ class PretrainSettings:
             raise ValueError(f"engine {settings.engine!r}: expected one of {ENGINES}")
         if settings.engine == "fast" and settings.encoder.include_static_vectors:
             settings = replace(settings, engine="docs")  # the fast path embeds no vectors
+        if settings.target_lookup not in ("exact", "lowercase"):
+            raise ValueError(f"target_lookup {settings.target_lookup!r}: expected exact/lowercase")
         if settings.loss not in LOSSES:
             raise ValueError(f"loss {settings.loss!r}: expected one of {LOSSES}")
         return settings
@@ -177,6 +185,30 @@ class VectorObjective:
         return float(((prediction - target) ** 2).sum())
 
 
+class Masker:
+    """BERT-style input masking as spaCy's pre-training does it: each token is picked with
+    probability `mask_prob`; a picked token's input becomes "[MASK]" (80%), a random type
+    (10%) or stays (10%), and only picked tokens send a gradient. Works on type ids, so
+    both engines see the same masked input; targets stay the original tokens'."""
+
+    def __init__(self, mask_prob: float, n_types: int, seed: int):
+        self.mask_prob = mask_prob
+        self.mask_id = n_types  # one extra type after the store's: "[MASK]"
+        self.n_random = min(n_types, 10_000)
+        self.rng = np.random.default_rng([seed, 1])
+
+    def __call__(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Input ids and a 0/1 column of tokens that are trained (None: all)."""
+        if self.mask_prob <= 0:
+            return ids, None
+        picked = self.rng.random(len(ids)) < self.mask_prob
+        roll = self.rng.random(len(ids))
+        random_ids = self.rng.integers(0, self.n_random, len(ids))
+        inputs = np.where(picked & (roll < 0.8), self.mask_id, ids)
+        inputs = np.where(picked & (roll >= 0.8) & (roll < 0.9), random_ids, inputs)
+        return inputs, picked.astype("float32")[:, None]
+
+
 class TypeFeatures:
     """The hashed lexical attributes of every store type, as spaCy's FeatureExtractor
     computes them for a Doc made of those words, gathered per token by type id."""
@@ -190,6 +222,8 @@ class TypeFeatures:
             for i in range(0, len(types), chunk)
         ]
         self.keys = np.concatenate(parts).reshape(len(types), len(columns))
+        mask = Doc(vocab, words=[MASK_WORD]).to_array(columns).astype("uint64")
+        self.keys = np.concatenate([self.keys, mask.reshape(1, len(columns))])
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         return self.keys[ids]
@@ -237,7 +271,7 @@ def build_pretrain_model(settings: PretrainSettings, target_width: int) -> Model
         list2array(),
         Maxout(nO=settings.hidden_width, nP=settings.encoder.maxout_pieces, normalize=True,
                dropout=0.0),
-        Linear(nO=target_width),
+        Linear(nO=target_width, init_W=zero_init),
     )
     model = chain(tok2vec, head)
     model.set_ref("tok2vec", tok2vec)
@@ -308,14 +342,15 @@ def _read_state(path: Path) -> dict:
     return pickle.loads(path.read_bytes())
 
 
-def _save_state(path: Path, model: Model, optimizer: Optimizer, words: int) -> None:
+def _save_state(path: Path, model: Model, optimizer: Optimizer, words: int,
+                generators: dict[str, np.random.Generator]) -> None:
     state = {
         "words": words,
         "model": model.to_bytes(),
         "optimizer": _optimizer_state(model, optimizer),
         "numpy_random": np.random.get_state(),
         "python_random": random.getstate(),
-        "ops_random": model.ops.rng.bit_generator.state if hasattr(model.ops, "rng") else None,
+        "generators": {name: rng.bit_generator.state for name, rng in generators.items()},
     }
     write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -378,7 +413,8 @@ def _pretrain(  # noqa: PLR0913
     targets = load_table(vectors_dir)
     objective = VectorObjective(
         ops.asarray(np.asarray(targets.data, dtype="float32")),
-        ops.asarray(type_rows(store.types, targets)), settings.loss,
+        ops.asarray(type_rows(store.types, targets, settings.target_lookup == "lowercase")),
+        settings.loss,
     )
     available = store.n_words * settings.max_epochs
     if checkpoints[-1] > available:
@@ -393,9 +429,15 @@ def _pretrain(  # noqa: PLR0913
     fix_random_seed(settings.seed)
     model = build_pretrain_model(settings, objective.width)
     types = store.types
+    input_types = [*types, MASK_WORD]
     model.initialize(X=[Doc(vocab, words=store.words(store.doc(0)[:50]))])
     set_dropout_rate(model, settings.dropout)
-    optimizer = Adam(settings.learn_rate)
+    optimizer = Adam(settings.learn_rate, L2=settings.L2, grad_clip=settings.grad_clip,
+                     L2_is_weight_decay=True, use_averages=True)
+    masker = Masker(settings.mask_prob, len(types), settings.seed)
+    generators = {"mask": masker.rng}
+    if hasattr(ops, "rng"):
+        generators["ops"] = ops.rng
     stream = WordStream(store, settings.seed, settings.shuffle, settings.max_doc_length,
                         settings.max_epochs)
 
@@ -407,8 +449,8 @@ def _pretrain(  # noqa: PLR0913
         _restore_optimizer(model, optimizer, state["optimizer"])
         np.random.set_state(state["numpy_random"])
         random.setstate(state["python_random"])
-        if state.get("ops_random") and hasattr(ops, "rng"):
-            ops.rng.bit_generator.state = state["ops_random"]
+        for name, rng in generators.items():
+            rng.bit_generator.state = state["generators"][name]
         words = int(state["words"])
         stream.skip(words)
         _truncate_log(paths.log, words)
@@ -431,17 +473,23 @@ def _pretrain(  # noqa: PLR0913
             continue
         while words < target:
             segments = stream.take(min(settings.batch_words, target - words))
-            ids = ops.asarray(np.concatenate(segments))
+            host_ids = np.concatenate(segments)
+            host_inputs, trained = masker(host_ids)
+            ids = ops.asarray(host_ids)
             if fast is not None:
-                encoded, bp_encoded = fast.begin_update(features(ids), [len(s) for s in segments])
-                prediction, bp_head = head.begin_update(encoded)
-                d_pred, loss, n_known = objective(ids, prediction)
-                bp_encoded(bp_head(d_pred))
+                lengths = [len(s) for s in segments]
+                encoded, bp_encoded = fast.begin_update(features(ops.asarray(host_inputs)), lengths)
+                prediction, backprop = head.begin_update(encoded)
             else:
-                docs = [Doc(vocab, words=[types[i] for i in seg]) for seg in segments]
+                splits = np.split(host_inputs, np.cumsum([len(s) for s in segments])[:-1])
+                docs = [Doc(vocab, words=[input_types[i] for i in seg]) for seg in splits]
                 prediction, backprop = model.begin_update(docs)
-                d_pred, loss, n_known = objective(ids, prediction)
-                backprop(d_pred)
+            d_pred, loss, n_known = objective(ids, prediction)
+            if trained is not None:
+                d_pred *= ops.asarray(trained)
+            d_encoded = backprop(d_pred)
+            if fast is not None:
+                bp_encoded(d_encoded)
             model.finish_update(optimizer)
             words += len(ids)
             loss_sum += loss
@@ -461,10 +509,11 @@ def _pretrain(  # noqa: PLR0913
                 loss_sum, known_words, interval_start = 0.0, 0, words
                 next_log = words + settings.log_every_words
             if words >= next_save and words < target:
-                _save_state(paths.partial_state, model, optimizer, words)
+                _save_state(paths.partial_state, model, optimizer, words, generators)
                 next_save = words + settings.save_every_words
-        write_bytes(paths.checkpoint(target), tok2vec.to_bytes())
-        _save_state(paths.state(target), model, optimizer, words)
+        with model.use_params(optimizer.averages):  # spaCy saves averaged weights too
+            write_bytes(paths.checkpoint(target), tok2vec.to_bytes())
+        _save_state(paths.state(target), model, optimizer, words, generators)
     bar.close()
     paths.partial_state.unlink(missing_ok=True)
     return [paths.checkpoint(n) for n in checkpoints]

@@ -94,13 +94,14 @@ def read_glove_text(path: str | Path, max_rows: int | None = None) -> tuple[list
     return words, np.vstack(rows)
 
 
-def type_rows(types: list[str], vectors: Vectors) -> np.ndarray:
-    """Row of each type in `vectors`: exact form first, then lowercase; -1 when absent."""
+def type_rows(types: list[str], vectors: Vectors, lowercase_fallback: bool = True) -> np.ndarray:
+    """Row of each type in `vectors`: the exact form, else (optionally) its lowercase form;
+    -1 when absent. spaCy's own pre-training looks up the exact form only."""
     key2row = vectors.key2row
     rows = np.full(len(types), -1, dtype=np.int64)
     for i, text in enumerate(types):
         row = key2row.get(hash_string(text), -1)
-        if row < 0:
+        if row < 0 and lowercase_fallback:
             row = key2row.get(hash_string(text.lower()), -1)
         rows[i] = row
     return rows
