@@ -12,6 +12,8 @@ rule pretrain:
         state=f"{RESULTS}/pretrain/{{run}}/words-{{words}}.state",
     log:
         f"{LOGS}/pretrain/{{run}}/words-{{words}}.log",
+    benchmark:
+        f"{RESULTS}/pretrain/{{run}}/words-{{words}}.benchmark.tsv"
     conda:
         "../envs/pretrain.yaml"
     resources:
