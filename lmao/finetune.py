@@ -23,6 +23,7 @@ from thinc.api import Config
 
 from .encoder import EncoderSettings, tok2vec_config
 from .fileio import atomic_path
+from .ops import BlasOps, using_ops
 
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "learn_rate": 0.001,
@@ -180,10 +181,15 @@ def finetune(
     """
     config = training_config(task_type, task_dir, encoder, hyperparameters, seed,
                              init_tok2vec, vectors)
+    with using_ops(BlasOps(seed=seed)):
+        return _train(task_type, config, Path(task_dir), seed, epochs, out_path, labels)
+
+
+def _train(task_type: str, config: Config, task_dir: Path, seed: int, epochs: int,
+           out_path: str | Path, labels: dict[str, Any] | None) -> list[dict]:
     nlp = init_nlp(config)
     training = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
     optimizer, batcher, dropout = training["optimizer"], training["batcher"], training["dropout"]
-    task_dir = Path(task_dir)
     train = read_examples(nlp, task_dir / "train.spacy")
     dev = read_examples(nlp, task_dir / "dev.spacy")
     rng = random.Random(seed)
