@@ -46,7 +46,7 @@ from .ops import BlasOps, using_ops
 from .store import TokenStore
 from .vectors import load_table, type_rows
 
-OBJECTIVES = ("own_word",)
+OBJECTIVES = ("own_word", "trigram")
 LOSSES = ("cosine", "L2")
 MASK_WORD = "[MASK]"
 ENGINES = ("fast", "docs")  # token ids through spaCy's layers, or Docs through the model
@@ -147,12 +147,20 @@ class WordStream:
 
 
 class VectorObjective:
-    """Targets and loss for the 'own word' objective: predict each token's vector."""
+    """Targets and loss of the vector objectives.
 
-    def __init__(self, table: np.ndarray, rows_by_type: np.ndarray, loss: str):
-        self.table = table
+    `own_word` predicts each token's vector; `trigram` predicts the concatenated vectors of
+    tokens i-1, i, i+1 (zeros beyond a segment's edge). Tokens whose own form has no vector
+    get no target at all.
+    """
+
+    def __init__(self, table: np.ndarray, rows_by_type: np.ndarray, loss: str,
+                 objective: str = "own_word"):
+        xp = get_array_module(table)
+        self.table = xp.concatenate([table, xp.zeros((1, table.shape[1]), dtype=table.dtype)])
         self.rows_by_type = rows_by_type
         self.loss = loss
+        self.context = {"own_word": 0, "trigram": 1}[objective]
         self._distance = (
             CosineDistance(normalize=True, ignore_zeros=True) if loss == "cosine"
             else L2Distance(normalize=True)
@@ -160,18 +168,36 @@ class VectorObjective:
 
     @property
     def width(self) -> int:
-        return int(self.table.shape[1])
+        return int(self.table.shape[1]) * (2 * self.context + 1)
 
-    def __call__(self, ids: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, float, int]:
-        """Return (gradient, summed loss, number of tokens with a target)."""
-        xp = get_array_module(prediction)
+    def target_rows(self, ids: np.ndarray, lengths: list[int]) -> np.ndarray:
+        """(tokens, 2·context+1) vector rows; -1 where there is no vector or no neighbour."""
+        xp = get_array_module(ids)
         rows = self.rows_by_type[ids]
-        known = rows >= 0
-        target = self.table[xp.where(known, rows, 0)]
+        if self.context == 0:
+            return rows[:, None]
+        segment = xp.asarray(np.repeat(np.arange(len(lengths)), lengths))
+        index = xp.arange(len(ids))
+        columns = []
+        for offset in range(-self.context, self.context + 1):
+            source = xp.clip(index + offset, 0, len(ids) - 1)
+            inside = (segment[source] == segment) & (index + offset >= 0) & (
+                index + offset < len(ids))
+            columns.append(xp.where(inside, rows[source], -1))
+        return xp.stack(columns, axis=1)
+
+    def __call__(self, ids: np.ndarray, lengths: list[int],
+                 prediction: np.ndarray) -> tuple[np.ndarray, float, int]:
+        """Return (gradient, summed loss, number of tokens with a target)."""
+        rows = self.target_rows(ids, lengths)
+        known = self.rows_by_type[ids] >= 0
+        target = self.table[rows].reshape(len(ids), -1)  # row -1 is the zero row
         if self.loss == "cosine":
             target[~known] = 0.0  # ignored by CosineDistance(ignore_zeros=True)
         else:
-            target[~known] = prediction[~known]  # zero gradient where there is no target
+            missing = (rows < 0) | ~known[:, None]
+            missing = missing.repeat(self.table.shape[1], axis=1)
+            target[missing] = prediction[missing]  # zero gradient where there is no target
         n_known = int(known.sum())
         d_pred = self._distance.get_grad(prediction, target)
         return d_pred, self.summed_loss(prediction[known], target[known]), n_known
@@ -414,7 +440,7 @@ def _pretrain(  # noqa: PLR0913
     objective = VectorObjective(
         ops.asarray(np.asarray(targets.data, dtype="float32")),
         ops.asarray(type_rows(store.types, targets, settings.target_lookup == "lowercase")),
-        settings.loss,
+        settings.loss, settings.objective,
     )
     available = store.n_words * settings.max_epochs
     if checkpoints[-1] > available:
@@ -484,7 +510,7 @@ def _pretrain(  # noqa: PLR0913
                 splits = np.split(host_inputs, np.cumsum([len(s) for s in segments])[:-1])
                 docs = [Doc(vocab, words=[input_types[i] for i in seg]) for seg in splits]
                 prediction, backprop = model.begin_update(docs)
-            d_pred, loss, n_known = objective(ids, prediction)
+            d_pred, loss, n_known = objective(ids, [len(s) for s in segments], prediction)
             if trained is not None:
                 d_pred *= ops.asarray(trained)
             d_encoded = backprop(d_pred)

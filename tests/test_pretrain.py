@@ -123,3 +123,28 @@ def test_gpu_run_tracks_the_cpu_run(lee_store, lee_vectors, tmp_path):
                 if node_a.has_param(name):
                     np.testing.assert_allclose(node_a.get_param(name), node_b.get_param(name),
                                                atol=5e-3)
+
+
+def test_trigram_targets_are_neighbours_within_a_segment():
+    from lmao.pretrain import VectorObjective
+
+    table = np.arange(12, dtype="float32").reshape(4, 3)  # rows 0..3
+    rows_by_type = np.array([0, 1, 2, 3, -1])  # type 4 has no vector
+    objective = VectorObjective(table, rows_by_type, "L2", "trigram")
+    ids = np.array([0, 1, 2, 3, 4, 1])
+    rows = objective.target_rows(ids, [3, 3])
+    assert rows.tolist() == [[-1, 0, 1], [0, 1, 2], [1, 2, -1],
+                             [-1, 3, -1], [3, -1, 1], [-1, 1, -1]]
+    prediction = np.zeros((6, 9), dtype="float32")
+    grad, loss, n_known = objective(ids, [3, 3], prediction)
+    assert n_known == 5
+    assert np.all(grad[4] == 0)  # no target for a token without a vector
+    assert np.all(grad[0, :3] == 0) and np.any(grad[0, 3:] != 0)  # no left neighbour
+    assert objective.width == 9
+
+
+def test_trigram_run_checkpoints_load_into_spacy(lee_store, lee_vectors, tmp_path):
+    [path] = pretrain(lee_store, lee_vectors, settings(objective="trigram"), [1400], tmp_path,
+                      progress=False)
+    model = build_tok2vec(EncoderSettings.from_dict(TINY))
+    model.from_bytes(path.read_bytes())
