@@ -14,6 +14,7 @@ rule pretrain:
         f"{LOGS}/pretrain/{{run}}/words-{{words}}.log",
     benchmark:
         f"{RESULTS}/pretrain/{{run}}/words-{{words}}.benchmark.tsv"
+    threads: 2  # matrix products use every thread Snakemake grants (OMP/OpenBLAS)
     conda:
         "../envs/pretrain.yaml"
     resources:
