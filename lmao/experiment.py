@@ -18,7 +18,7 @@ from .pretrain import PretrainSettings
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 NO_PRETRAINING = "none"
-PRIMARY_METRIC = {"textcat": "accuracy", "ner": "ents_f"}
+PRIMARY_METRIC = {"textcat": "accuracy", "ner": "ents_f", "ud": "las"}
 
 
 class ConfigError(ValueError):

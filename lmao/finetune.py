@@ -39,11 +39,24 @@ DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
 _LISTENER = {"@architectures": "spacy.Tok2VecListener.v1", "width": None, "upstream": "*"}
 
 
-def task_component(task_type: str, width: int) -> tuple[str, dict[str, Any]]:
-    """Name and config block of the task's component, listening to the shared tok2vec."""
+def _parser_model(state_type: str, hidden_width: int, listener: dict) -> dict[str, Any]:
+    return {
+        "@architectures": "spacy.TransitionBasedParser.v2",
+        "state_type": state_type,
+        "extra_state_tokens": False,
+        "hidden_width": hidden_width,
+        "maxout_pieces": 2 if state_type == "ner" else 3,
+        "use_upper": True,
+        "nO": None,
+        "tok2vec": listener,
+    }
+
+
+def task_components(task_type: str, width: int) -> dict[str, dict[str, Any]]:
+    """The task's components (name → config block), each listening to the shared tok2vec."""
     listener = {**_LISTENER, "width": width}
     if task_type == "textcat":
-        return "textcat", {
+        return {"textcat": {
             "factory": "textcat",
             "threshold": 0.5,
             "model": {
@@ -56,20 +69,16 @@ def task_component(task_type: str, width: int) -> tuple[str, dict[str, Any]]:
                 "nO": None,
                 "tok2vec": listener,
             },
-        }
+        }}
     if task_type == "ner":
-        return "ner", {
-            "factory": "ner",
-            "model": {
-                "@architectures": "spacy.TransitionBasedParser.v2",
-                "state_type": "ner",
-                "extra_state_tokens": False,
-                "hidden_width": 64,
-                "maxout_pieces": 2,
-                "use_upper": True,
-                "nO": None,
-                "tok2vec": listener,
-            },
+        return {"ner": {"factory": "ner", "model": _parser_model("ner", 64, listener)}}
+    if task_type == "ud":
+        return {
+            "tagger": {"factory": "tagger", "model": {
+                "@architectures": "spacy.Tagger.v2", "nO": None, "normalize": False,
+                "tok2vec": listener}},
+            "parser": {"factory": "parser", "learn_tokens": False, "min_action_freq": 1,
+                       "model": _parser_model("parser", 128, listener)},
         }
     raise ValueError(f"unknown task type {task_type!r}")
 
@@ -88,14 +97,14 @@ def training_config(
         raise ValueError("the encoder takes static vectors, so fine-tuning needs a vectors table")
     hp = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}
     task_dir = Path(task_dir)
-    name, component = task_component(task_type, encoder.width)
+    components = task_components(task_type, encoder.width)
     config = {
         "paths": {"train": str(task_dir / "train.spacy"), "dev": str(task_dir / "dev.spacy")},
         "system": {"seed": seed, "gpu_allocator": None},
-        "nlp": {"lang": "en", "pipeline": ["tok2vec", name], "batch_size": 256},
+        "nlp": {"lang": "en", "pipeline": ["tok2vec", *components], "batch_size": 256},
         "components": {
             "tok2vec": {"factory": "tok2vec", "model": tok2vec_config(encoder)},
-            name: component,
+            **components,
         },
         "corpora": {
             split: {"@readers": "spacy.Corpus.v1", "path": f"${{paths.{split}}}",
@@ -136,11 +145,13 @@ def training_config(
 
 
 def evaluate(task_type: str, nlp, examples: list[Example]) -> dict[str, float]:
-    """Dev metrics from one prediction pass: accuracy and macro F for textcat; NER P/R/F."""
+    """Dev metrics from one prediction pass: accuracy and macro F (textcat), P/R/F (NER),
+    POS accuracy, UAS and LAS (UD)."""
     predicted = nlp.pipe(_unannotated(nlp.vocab, eg.reference) for eg in examples)
     scored = [Example(doc, eg.reference) for doc, eg in zip(predicted, examples, strict=True)]
-    component = nlp.get_pipe(task_type)
-    scores = component.score(scored)
+    scores = {}
+    for name in task_components(task_type, 0):
+        scores.update(nlp.get_pipe(name).score(scored))
     if task_type == "textcat":
         correct = sum(
             max(eg.predicted.cats, key=eg.predicted.cats.get)
@@ -149,6 +160,9 @@ def evaluate(task_type: str, nlp, examples: list[Example]) -> dict[str, float]:
         )
         return {"accuracy": correct / max(len(scored), 1),
                 "macro_f": float(scores["cats_macro_f"] or 0.0)}
+    if task_type == "ud":
+        return {"pos_acc": float(scores["tag_acc"] or 0.0),
+                "uas": float(scores["dep_uas"] or 0.0), "las": float(scores["dep_las"] or 0.0)}
     return {key: float(scores[f"ents_{key[-1]}"] or 0.0) for key in ("ents_f", "ents_p", "ents_r")}
 
 

@@ -3,8 +3,8 @@ fast seeded generator for dropout masks.
 
 thinc's NumpyOps multiplies with the bundled single-threaded blis; on this project's build
 machines (2-core AMD EPYC, AVX2) a 3000×288 · 288×288 product runs at ~26 GFLOPS through
-blis and ~130 GFLOPS through numpy's OpenBLAS on both cores. Matrix products are most of
-the pre-training cost. Dropout masks come from a float32 PCG64 stream owned by the ops
+blis and ~130 GFLOPS through numpy's OpenBLAS on both cores; small products stay on blis.
+Matrix products are most of the pre-training cost. Dropout masks come from a float32 PCG64 stream owned by the ops
 (2.5× faster than NumpyOps' float64 draws), whose state is saved with each checkpoint.
 """
 
@@ -15,6 +15,10 @@ from collections.abc import Iterator
 
 import numpy
 from thinc.api import NumpyOps, Ops, get_current_ops, set_current_ops
+
+# Below this many multiply-adds, waking OpenBLAS's threads costs more than the product
+# (a parser's 32×128·128×384: 0.2 ms through blis, 4 ms through numpy here).
+SMALL_PRODUCT = 4_000_000
 
 
 class BlasOps(NumpyOps):
@@ -27,6 +31,8 @@ class BlasOps(NumpyOps):
     def gemm(self, x, y, out=None, trans1=False, trans2=False):  # noqa: ANN001, ANN201
         a = x.T if trans1 else x
         b = y.T if trans2 else y
+        if a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT:
+            return super().gemm(x, y, out=out, trans1=trans1, trans2=trans2)
         if out is None:
             return numpy.matmul(a, b)
         return numpy.matmul(a, b, out=out)

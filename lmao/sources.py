@@ -241,3 +241,59 @@ def ner_sentences(path: str | Path, fmt: str) -> Iterator[TaggedSentence]:
     if fmt not in NER_FORMATS:
         raise ValueError(f"unknown NER format {fmt!r}; expected one of {sorted(NER_FORMATS)}")
     return conll_sentences(path, **NER_FORMATS[fmt])
+
+
+# ---------------------------------------------------------------- UD treebanks
+
+
+@dataclass(frozen=True)
+class ParsedSentence:
+    """One CoNLL-U sentence: syntactic words (multiword ranges and empty nodes dropped),
+    universal POS tags, 0-based head indices (the root points at itself) and relations."""
+
+    words: list[str]
+    upos: list[str]
+    heads: list[int]
+    deps: list[str]
+    spaces: list[bool]
+
+
+def conllu_sentences(path: str | Path) -> Iterator[ParsedSentence]:
+    """Sentences of a CoNLL-U file; malformed lines and trees name the file and line."""
+    rows: list[tuple[int, list[str]]] = []
+    for line_no, line in read_lines(path):
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if rows:
+                yield _conllu_sentence(path, rows)
+                rows = []
+            continue
+        columns = line.split("\t")
+        if len(columns) != 10:
+            raise InputError(path, line_no,
+                             f"expected 10 tab-separated columns, got {len(columns)}")
+        if "-" in columns[0] or "." in columns[0]:
+            continue  # multiword token range or empty node
+        rows.append((line_no, columns))
+    if rows:
+        yield _conllu_sentence(path, rows)
+
+
+def _conllu_sentence(path: str | Path, rows: list[tuple[int, list[str]]]) -> ParsedSentence:
+    words, upos, heads, deps, spaces = [], [], [], [], []
+    for position, (line_no, cols) in enumerate(rows):
+        if cols[0] != str(position + 1):
+            raise InputError(path, line_no, f"expected word id {position + 1}, got {cols[0]!r}")
+        try:
+            head = int(cols[6])
+        except ValueError:
+            raise InputError(path, line_no, f"head {cols[6]!r} is not a number") from None
+        if not 0 <= head <= len(rows):
+            raise InputError(path, line_no, f"head {head} is outside the sentence")
+        words.append(cols[1])
+        upos.append(cols[3])
+        heads.append(position if head == 0 else head - 1)
+        deps.append(cols[7])
+        spaces.append("SpaceAfter=No" not in cols[9])
+    return ParsedSentence(words, upos, heads, deps, spaces)

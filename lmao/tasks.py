@@ -11,7 +11,14 @@ from spacy.tokens import Doc, DocBin
 from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
 
 from .fileio import InputError, atomic_dir, write_json
-from .sources import LabelledText, TaggedSentence, iter_labelled, ner_sentences
+from .sources import (
+    LabelledText,
+    ParsedSentence,
+    TaggedSentence,
+    conllu_sentences,
+    iter_labelled,
+    ner_sentences,
+)
 
 SPLITS = ("train", "dev", "test")
 
@@ -101,6 +108,29 @@ def build_ner_task(task: dict, out_dir: str | Path) -> dict:
     return meta
 
 
+def ud_doc(vocab, sentence: ParsedSentence) -> Doc:
+    """A Doc with gold UPOS (as both `pos` and `tag`, which spaCy's tagger predicts),
+    heads and dependency relations."""
+    return Doc(vocab, words=sentence.words, spaces=sentence.spaces, pos=sentence.upos,
+               tags=sentence.upos, heads=sentence.heads,
+               deps=["ROOT" if d == "root" else d for d in sentence.deps])  # spaCy's root label
+
+
+def build_ud_task(task: dict, out_dir: str | Path) -> dict:
+    """Write DocBins for a tagging + parsing task from CoNLL-U files."""
+    source = task["source"]
+    limits = task.get("limits", {})
+    vocab = spacy.blank("en").vocab
+    docs = {
+        name: [ud_doc(vocab, s) for s in islice(conllu_sentences(source[name]), limits.get(name))]
+        for name in SPLITS
+    }
+    labels = sorted({t.dep_ for split in docs.values() for doc in split for t in doc})
+    meta = {"type": "ud", "labels": labels}
+    _write_docbins(docs, Path(out_dir), meta)
+    return meta
+
+
 def build_task(task: dict, out_dir: str | Path) -> dict:
-    builders = {"textcat": build_textcat_task, "ner": build_ner_task}
+    builders = {"textcat": build_textcat_task, "ner": build_ner_task, "ud": build_ud_task}
     return builders[task["type"]](task, out_dir)

@@ -7,6 +7,7 @@ import pytest
 from lmao.fileio import InputError, read_jsonl, read_lines
 from lmao.sources import (
     conll_sentences,
+    conllu_sentences,
     fasttext_labelled_lines,
     iter_labelled,
     iter_texts,
@@ -92,3 +93,29 @@ def test_fasttext_lines_need_a_label(tmp_path):
     path.write_text("__label__pos good film\nno label here\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"labelled\.txt:2"):
         fasttext_labelled_lines(path)
+
+
+def test_ud_ewt_dev_has_the_documented_size_and_valid_trees():
+    sentences = list(conllu_sentences(shared_data("ud_english_ewt", "en_ewt-ud-dev.conllu.gz")))
+    assert len(sentences) == 2001
+    assert sum(len(s.words) for s in sentences) == 25147
+    for s in sentences:
+        assert sum(h == i for i, h in enumerate(s.heads)) >= 1  # a root points at itself
+        assert all(0 <= h < len(s.words) for h in s.heads)
+
+
+def test_conllu_multiword_ranges_are_skipped_and_bad_heads_named(tmp_path):
+    good = ("1-2\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n"
+            "1\tdo\tdo\tAUX\tVBP\t_\t3\taux\t_\t_\n"
+            "2\tn't\tnot\tPART\tRB\t_\t3\tadvmod\t_\t_\n"
+            "3\tgo\tgo\tVERB\tVB\t_\t0\troot\t_\tSpaceAfter=No\n\n")
+    path = tmp_path / "ok.conllu"
+    path.write_text("# text = don't go\n" + good)
+    [sentence] = conllu_sentences(path)
+    assert sentence.words == ["do", "n't", "go"]
+    assert sentence.heads == [2, 2, 2]
+    assert sentence.spaces == [True, True, False]
+    bad = tmp_path / "bad.conllu"
+    bad.write_text(good.replace("\t3\taux", "\t9\taux"))
+    with pytest.raises(InputError, match=r"bad\.conllu:2: head 9 is outside"):
+        list(conllu_sentences(bad))
