@@ -4,8 +4,9 @@ fast seeded generator for dropout masks.
 thinc's NumpyOps multiplies with the bundled single-threaded blis; on this project's build
 machines (2-core AMD EPYC, AVX2) a 3000×288 · 288×288 product runs at ~26 GFLOPS through
 blis and ~130 GFLOPS through numpy's OpenBLAS on both cores; small products stay on blis.
-Matrix products are most of the pre-training cost. Dropout masks come from a float32 PCG64 stream owned by the ops
-(2.5× faster than NumpyOps' float64 draws), whose state is saved with each checkpoint.
+Matrix products are most of the pre-training cost. Dropout masks come from a float32 PCG64
+stream owned by the ops (2.5× faster than NumpyOps' float64 draws), whose state is saved
+with each checkpoint.
 """
 
 from __future__ import annotations
