@@ -24,11 +24,13 @@ wildcard_constraints:
     words=r"\d+",
     sample=r"\d+",
     seed=r"-?\d+",
+    parser=r"[A-Za-z0-9_.]+",
 
 
 include: "rules/common.smk"
 include: "rules/corpora.smk"
 include: "rules/vectors.smk"
+include: "rules/parsers.smk"
 include: "rules/pretrain.smk"
 include: "rules/tasks.smk"
 include: "rules/finetune.smk"

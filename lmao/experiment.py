@@ -14,11 +14,11 @@ from typing import Any
 import yaml
 
 from .encoder import EncoderSettings
+from .finetune import PRIMARY_METRIC
 from .pretrain import PretrainSettings
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 NO_PRETRAINING = "none"
-PRIMARY_METRIC = {"textcat": "accuracy", "ner": "ents_f", "ud": "las"}
 
 
 class ConfigError(ValueError):
@@ -78,7 +78,16 @@ def check_references(config: dict[str, Any]) -> None:
         for key in ("vectors", "input_vectors"):
             if key in run and run[key] not in vectors:
                 raise ConfigError(f"pretrain.{name}.{key}: no vector table named {run[key]!r}")
-        PretrainSettings.from_dict({**run.get("settings", {}), "encoder": None})
+        settings = PretrainSettings.from_dict({**run.get("settings", {}), "encoder": None})
+        parsers = config.get("parsers", {})
+        if "parser" in run and run["parser"] not in parsers:
+            raise ConfigError(f"pretrain.{name}.parser: no parser named {run['parser']!r}")
+        if settings.objective in ("head", "head_word") and "parser" not in run:
+            raise ConfigError(f"pretrain.{name}: objective {settings.objective!r} needs a parser")
+    for name, parser in config.get("parsers", {}).items():
+        task = config["tasks"].get(parser["task"])
+        if task is None or task["type"] != "ud":
+            raise ConfigError(f"parsers.{name}.task: {parser['task']!r} is not a ud task")
 
 
 class Experiment:

@@ -22,7 +22,7 @@ from spacy.util import load_config, registry
 from thinc.api import Config
 
 from .encoder import EncoderSettings, tok2vec_config
-from .fileio import atomic_path
+from .fileio import atomic_dir, atomic_path
 from .ops import BlasOps, using_ops
 
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
@@ -35,6 +35,8 @@ DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "L2": 0.01,
     "grad_clip": 1.0,
 }
+
+PRIMARY_METRIC = {"textcat": "accuracy", "ner": "ents_f", "ud": "las"}  # picks the best epoch
 
 _LISTENER = {"@architectures": "spacy.Tok2VecListener.v1", "width": None, "upstream": "*"}
 
@@ -187,27 +189,33 @@ def finetune(
     init_tok2vec: str | Path | None = None,
     vectors: str | Path | None = None,
     labels: dict[str, Any] | None = None,
+    best_model_dir: str | Path | None = None,
 ) -> list[dict]:
     """Train for `epochs` epochs; write one JSON line of dev scores per epoch to `out_path`.
 
     `labels` (task, pretraining run, words, sample, seed...) are copied into every line, so
-    each log describes itself and the report needs nothing but the files.
+    each log describes itself and the report needs nothing but the files. With
+    `best_model_dir`, the pipeline of the best epoch (on the task's primary dev metric, with
+    the optimizer's parameter averages) is saved there.
     """
     config = training_config(task_type, task_dir, encoder, hyperparameters, seed,
                              init_tok2vec, vectors)
     with using_ops(BlasOps(seed=seed)):
-        return _train(task_type, config, Path(task_dir), seed, epochs, out_path, labels)
+        return _train(task_type, config, Path(task_dir), seed, epochs, out_path, labels,
+                      Path(best_model_dir) if best_model_dir else None)
 
 
-def _train(task_type: str, config: Config, task_dir: Path, seed: int, epochs: int,
-           out_path: str | Path, labels: dict[str, Any] | None) -> list[dict]:
+def _train(task_type: str, config: Config, task_dir: Path, seed: int, epochs: int,  # noqa: PLR0913
+           out_path: str | Path, labels: dict[str, Any] | None,
+           best_model_dir: Path | None) -> list[dict]:
     nlp = init_nlp(config)
     training = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
     optimizer, batcher, dropout = training["optimizer"], training["batcher"], training["dropout"]
     train = read_examples(nlp, task_dir / "train.spacy")
     dev = read_examples(nlp, task_dir / "dev.spacy")
     rng = random.Random(seed)
-    rows = []
+    rows: list[dict] = []
+    best = float("-inf")
     with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as out:
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
@@ -217,6 +225,11 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int, epochs: in
                 nlp.update(batch, drop=dropout, sgd=optimizer, losses=losses)
             with nlp.use_params(optimizer.averages):
                 scores = evaluate(task_type, nlp, dev)
+            primary = scores[PRIMARY_METRIC[task_type]]
+            if best_model_dir is not None and primary > best:
+                best = primary
+                with nlp.use_params(optimizer.averages), atomic_dir(best_model_dir) as model_tmp:
+                    nlp.to_disk(model_tmp)
             row = {**(labels or {}), "epoch": epoch, "scores": scores,
                    "losses": {k: float(v) for k, v in losses.items()},
                    "seconds": time.perf_counter() - started}

@@ -43,10 +43,16 @@ from tqdm import tqdm
 from .encoder import EncoderSettings, build_tok2vec
 from .fileio import append_jsonl, write_bytes
 from .ops import BlasOps, using_ops
-from .store import TokenStore
+from .store import TokenStore, read_heads
 from .vectors import load_table, type_rows
 
-OBJECTIVES = ("own_word", "trigram")
+OBJECTIVE_COLUMNS: dict[str, tuple] = {  # what each token predicts, left to right
+    "own_word": (0,),
+    "trigram": (-1, 0, 1),
+    "head": ("head",),
+    "head_word": ("head", 0),
+}
+OBJECTIVES = tuple(OBJECTIVE_COLUMNS)
 LOSSES = ("cosine", "L2")
 MASK_WORD = "[MASK]"
 ENGINES = ("fast", "docs")  # token ids through spaCy's layers, or Docs through the model
@@ -92,12 +98,12 @@ class PretrainSettings:
 
 
 class WordStream:
-    """Deterministic stream of token-id segments over a store, cut at exact word counts.
+    """Deterministic stream of segments of a store, cut at exact word counts.
 
-    Each epoch visits the documents once (in a seeded order when `shuffle`), splitting
-    documents longer than `max_doc_length`. `take(n)` returns segments with exactly
-    `min(n, words left)` words, splitting a segment where needed, so batches can end on a
-    checkpoint boundary.
+    A segment is a `range` of token positions in the store. Each epoch visits the documents
+    once (in a seeded order when `shuffle`), splitting documents longer than
+    `max_doc_length`. `take(n)` returns segments with exactly `min(n, words left)` words,
+    splitting a segment where needed, so batches can end on a checkpoint boundary.
     """
 
     def __init__(self, store: TokenStore, seed: int, shuffle: bool, max_doc_length: int,
@@ -109,21 +115,25 @@ class WordStream:
         self.max_epochs = max_epochs
         self.words_read = 0
         self._segments = self._iter_segments()
-        self._pending: np.ndarray | None = None
+        self._pending: range | None = None
 
-    def _iter_segments(self) -> Iterator[np.ndarray]:
+    def _iter_segments(self) -> Iterator[range]:
         starts = np.asarray(self.store.doc_starts)
         for epoch in range(self.max_epochs):
             order = np.arange(self.store.n_docs)
             if self.shuffle:
                 np.random.default_rng([self.seed, epoch]).shuffle(order)
             for i in order:
-                doc = np.asarray(self.store.tokens[starts[i] : starts[i + 1]])
-                for j in range(0, len(doc), self.max_doc_length):
-                    yield doc[j : j + self.max_doc_length]
+                start, stop = int(starts[i]), int(starts[i + 1])
+                for j in range(start, stop, self.max_doc_length):
+                    yield range(j, min(j + self.max_doc_length, stop))
 
-    def take(self, n_words: int) -> list[np.ndarray]:
-        batch: list[np.ndarray] = []
+    def gather(self, array: np.ndarray, segments: list[range]) -> np.ndarray:
+        """`array` (one value per store token) at the segments' positions, concatenated."""
+        return np.concatenate([np.asarray(array[s.start : s.stop]) for s in segments])
+
+    def take(self, n_words: int) -> list[range]:
+        batch: list[range] = []
         need = n_words
         while need > 0:
             seg = self._pending if self._pending is not None else next(self._segments, None)
@@ -149,9 +159,11 @@ class WordStream:
 class VectorObjective:
     """Targets and loss of the vector objectives.
 
-    `own_word` predicts each token's vector; `trigram` predicts the concatenated vectors of
-    tokens i-1, i, i+1 (zeros beyond a segment's edge). Tokens whose own form has no vector
-    get no target at all.
+    `own_word` predicts each token's vector; `trigram` the concatenated vectors of tokens
+    i-1, i, i+1; `head` the vector of the token's syntactic head (from a parse of the
+    corpus); `head_word` the head's vector and then its own. Missing neighbours (beyond a
+    segment's edge, or words without a vector) are zeros; tokens whose own form has no
+    vector get no target at all.
     """
 
     def __init__(self, table: np.ndarray, rows_by_type: np.ndarray, loss: str,
@@ -160,7 +172,7 @@ class VectorObjective:
         self.table = xp.concatenate([table, xp.zeros((1, table.shape[1]), dtype=table.dtype)])
         self.rows_by_type = rows_by_type
         self.loss = loss
-        self.context = {"own_word": 0, "trigram": 1}[objective]
+        self.columns = OBJECTIVE_COLUMNS[objective]
         self._distance = (
             CosineDistance(normalize=True, ignore_zeros=True) if loss == "cosine"
             else L2Distance(normalize=True)
@@ -168,28 +180,40 @@ class VectorObjective:
 
     @property
     def width(self) -> int:
-        return int(self.table.shape[1]) * (2 * self.context + 1)
+        return int(self.table.shape[1]) * len(self.columns)
 
-    def target_rows(self, ids: np.ndarray, lengths: list[int]) -> np.ndarray:
-        """(tokens, 2·context+1) vector rows; -1 where there is no vector or no neighbour."""
+    @property
+    def needs_heads(self) -> bool:
+        return "head" in self.columns
+
+    def target_rows(self, ids: np.ndarray, lengths: list[int],
+                    heads: np.ndarray | None = None) -> np.ndarray:
+        """(tokens, columns) vector rows; -1 where there is no vector or no such token.
+
+        `heads` holds each token's head as an offset from the token (0 for a root)."""
         xp = get_array_module(ids)
         rows = self.rows_by_type[ids]
-        if self.context == 0:
+        if self.columns == (0,):
             return rows[:, None]
         segment = xp.asarray(np.repeat(np.arange(len(lengths)), lengths))
         index = xp.arange(len(ids))
         columns = []
-        for offset in range(-self.context, self.context + 1):
-            source = xp.clip(index + offset, 0, len(ids) - 1)
-            inside = (segment[source] == segment) & (index + offset >= 0) & (
-                index + offset < len(ids))
+        for column in self.columns:
+            if column == "head":
+                if heads is None:
+                    raise ValueError("the head objectives need the corpus's parse")
+                wanted = index + heads
+            else:
+                wanted = index + column
+            source = xp.clip(wanted, 0, len(ids) - 1)
+            inside = (segment[source] == segment) & (wanted >= 0) & (wanted < len(ids))
             columns.append(xp.where(inside, rows[source], -1))
         return xp.stack(columns, axis=1)
 
-    def __call__(self, ids: np.ndarray, lengths: list[int],
-                 prediction: np.ndarray) -> tuple[np.ndarray, float, int]:
+    def __call__(self, ids: np.ndarray, lengths: list[int], prediction: np.ndarray,
+                 heads: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
         """Return (gradient, summed loss, number of tokens with a target)."""
-        rows = self.target_rows(ids, lengths)
+        rows = self.target_rows(ids, lengths, heads)
         known = self.rows_by_type[ids] >= 0
         target = self.table[rows].reshape(len(ids), -1)  # row -1 is the zero row
         if self.loss == "cosine":
@@ -402,6 +426,7 @@ def pretrain(
     input_vectors_dir: str | Path | None = None,
     progress: bool = True,
     gpu_id: int | None = None,
+    parse_dir: str | Path | None = None,
 ) -> list[Path]:
     """Pre-train and write `words-{N}.bin` for each N in `checkpoint_words`; return them.
 
@@ -420,28 +445,36 @@ def pretrain(
         ops = get_current_ops()
     else:
         ops = BlasOps(seed=settings.seed)
+    inputs = PretrainInputs(Path(store_dir), Path(vectors_dir),
+                            Path(input_vectors_dir) if input_vectors_dir else None,
+                            Path(parse_dir) if parse_dir else None)
     with using_ops(ops):
-        return _pretrain(store_dir, vectors_dir, settings, checkpoints, RunPaths(Path(out_dir)),
-                         input_vectors_dir, progress, ops)
+        return _pretrain(inputs, settings, checkpoints, RunPaths(Path(out_dir)), progress, ops)
 
 
-def _pretrain(  # noqa: PLR0913
-    store_dir: str | Path,
-    vectors_dir: str | Path,
-    settings: PretrainSettings,
-    checkpoints: list[int],
-    paths: RunPaths,
-    input_vectors_dir: str | Path | None,
-    progress: bool,
-    ops: Ops,
-) -> list[Path]:
-    store = TokenStore(Path(store_dir))
+@dataclass(frozen=True)
+class PretrainInputs:
+    store: Path
+    vectors: Path
+    input_vectors: Path | None = None
+    parse: Path | None = None  # heads.i32 of the store's parse, for the head objectives
+
+
+def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: list[int],
+              paths: RunPaths, progress: bool, ops: Ops) -> list[Path]:
+    store = TokenStore(inputs.store)
+    vectors_dir, input_vectors_dir = inputs.vectors, inputs.input_vectors
     targets = load_table(vectors_dir)
     objective = VectorObjective(
         ops.asarray(np.asarray(targets.data, dtype="float32")),
         ops.asarray(type_rows(store.types, targets, settings.target_lookup == "lowercase")),
         settings.loss, settings.objective,
     )
+    parse = None
+    if objective.needs_heads:
+        if inputs.parse is None:
+            raise ValueError(f"objective {settings.objective!r} needs a parse of the corpus")
+        parse = read_heads(inputs.parse, store)
     available = store.n_words * settings.max_epochs
     if checkpoints[-1] > available:
         raise ValueError(
@@ -499,7 +532,7 @@ def _pretrain(  # noqa: PLR0913
             continue
         while words < target:
             segments = stream.take(min(settings.batch_words, target - words))
-            host_ids = np.concatenate(segments)
+            host_ids = stream.gather(store.tokens, segments)
             host_inputs, trained = masker(host_ids)
             ids = ops.asarray(host_ids)
             if fast is not None:
@@ -510,7 +543,8 @@ def _pretrain(  # noqa: PLR0913
                 splits = np.split(host_inputs, np.cumsum([len(s) for s in segments])[:-1])
                 docs = [Doc(vocab, words=[input_types[i] for i in seg]) for seg in splits]
                 prediction, backprop = model.begin_update(docs)
-            d_pred, loss, n_known = objective(ids, [len(s) for s in segments], prediction)
+            heads = None if parse is None else ops.asarray(stream.gather(parse, segments))
+            d_pred, loss, n_known = objective(ids, [len(s) for s in segments], prediction, heads)
             if trained is not None:
                 d_pred *= ops.asarray(trained)
             d_encoded = backprop(d_pred)

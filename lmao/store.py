@@ -130,3 +130,16 @@ class TokenStore:
     def words(self, ids: np.ndarray) -> list[str]:
         types = self.types
         return [types[i] for i in ids]
+
+
+HEADS_DTYPE = np.dtype("<i4")
+
+
+def read_heads(parse_dir: str | Path, store: TokenStore) -> np.ndarray:
+    """The head of every store token, as an offset from the token (memory-mapped)."""
+    parse_dir = Path(parse_dir)
+    meta = json.loads((parse_dir / "meta.json").read_text())
+    if meta["n_words"] != store.n_words:
+        raise ValueError(f"{parse_dir} parses {meta['n_words']:,} words, "
+                         f"but {store.path} has {store.n_words:,}")
+    return np.memmap(parse_dir / "heads.i32", dtype=HEADS_DTYPE, mode="r")

@@ -30,6 +30,8 @@ def pretrain_inputs(wildcards):
     table = EXPERIMENT.input_vectors(wildcards.run)
     if table is not None:
         inputs["input_vectors"] = vectors_dir(table)
+    if "parser" in spec:
+        inputs["parse"] = f"{RESULTS}/parses/{spec['corpus']}/{spec['parser']}"
     previous = EXPERIMENT.previous_checkpoint(wildcards.run, int(wildcards.words))
     if previous is not None:
         inputs["previous_state"] = f"{RESULTS}/pretrain/{wildcards.run}/words-{previous}.state"
@@ -39,6 +41,10 @@ def pretrain_inputs(wildcards):
 def vector_source_inputs(wildcards):
     spec = config["vectors"][wildcards.table]
     return {"store": store_dir(spec["train"]["corpus"])} if "train" in spec else {}
+
+
+def parser_task(wildcards):
+    return f"{RESULTS}/tasks/{config['parsers'][wildcards.parser]['task']}"
 
 
 def finetune_inputs(wildcards):

@@ -148,3 +148,17 @@ def test_trigram_run_checkpoints_load_into_spacy(lee_store, lee_vectors, tmp_pat
                       progress=False)
     model = build_tok2vec(EncoderSettings.from_dict(TINY))
     model.from_bytes(path.read_bytes())
+
+
+def test_head_targets_follow_the_parse_within_a_segment():
+    from lmao.pretrain import VectorObjective
+
+    table = np.arange(12, dtype="float32").reshape(4, 3)
+    objective = VectorObjective(table, np.array([0, 1, 2, 3]), "cosine", "head_word")
+    ids = np.array([0, 1, 2, 3, 1])
+    heads = np.array([1, 0, -1, 2, -4])  # 3 points past the batch, 4 into another segment
+    rows = objective.target_rows(ids, [3, 2], heads)
+    assert rows.tolist() == [[1, 0], [1, 1], [1, 2], [-1, 3], [-1, 1]]
+    with pytest.raises(ValueError, match="parse"):
+        objective.target_rows(ids, [3, 2])
+    assert objective.width == 6 and objective.needs_heads

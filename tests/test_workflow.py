@@ -26,14 +26,19 @@ def run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedP
 
 @pytest.fixture(scope="module")
 def test_config(tmp_path_factory) -> tuple[Path, dict]:
-    """config/test.yaml with data paths made absolute; without ../shared, no NER branch."""
+    """config/test.yaml with data paths made absolute; without ../shared, the branches that
+    need it (NER, UD, the parser and the head objective) are left out."""
     config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
-    ner = config["tasks"]["wnut17"]["source"]
-    if (SHARED_DATA / "wnut17").exists():
-        for split in ("train", "dev", "test"):
-            ner[split] = str(SHARED_DATA / "wnut17" / Path(ner[split]).name)
-    else:
-        del config["tasks"]["wnut17"]
+    for task, folder in (("wnut17", "wnut17"), ("ud_ewt", "ud_english_ewt")):
+        source = config["tasks"][task]["source"]
+        if (SHARED_DATA / folder).exists():
+            for split in ("train", "dev", "test"):
+                source[split] = str(SHARED_DATA / folder / Path(source[split]).name)
+        else:
+            del config["tasks"][task]
+    if "ud_ewt" not in config["tasks"]:
+        del config["parsers"]
+        config["pretrain"] = {k: v for k, v in config["pretrain"].items() if "parser" not in v}
     workdir = tmp_path_factory.mktemp("workflow")
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -56,10 +61,15 @@ def test_dry_run_through_the_slurm_profile(test_config):
     path, config = test_config
     result = snakemake(path, "--profile", str(REPO / "profiles" / "slurm"), "-n")
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
-    n_inits = 1 + len(config["pretrain"]["lmao"]["checkpoints"])
-    n_finetune = len(config["tasks"]) * n_inits * len(config["finetune"]["seeds"])
+    n_finetune = len(config["tasks"]) * len(inits(config)) * len(config["finetune"]["seeds"])
     assert int(stats["finetune"]) == n_finetune
-    assert int(stats["pretrain"]) == len(config["pretrain"]["lmao"]["checkpoints"])
+    assert int(stats["pretrain"]) == len(inits(config)) - 1
+
+
+def inits(config: dict) -> set[tuple[str, int]]:
+    """Every (pre-training run, words) a fine-tuning run starts from, baseline included."""
+    return {("none", 0)} | {(run, words) for run, spec in config["pretrain"].items()
+                            for words in spec["checkpoints"]}
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +84,10 @@ def test_scores_cover_every_task_init_seed_and_epoch(finished_run):
     results, config = finished_run
     scores = pd.read_csv(results / "scores.csv")
     assert scores["value"].between(0, 1).all()
-    checkpoints = config["pretrain"]["lmao"]["checkpoints"]
     epochs = config["finetune"]["epochs"]
     for task in config["tasks"]:
         rows = scores[scores["task"] == task]
-        inits = set(zip(rows["pretrain_run"], rows["words"], strict=True))
-        assert inits == {("none", 0)} | {("lmao", w) for w in checkpoints}
+        assert set(zip(rows["pretrain_run"], rows["words"], strict=True)) == inits(config)
         per_run = rows.groupby(["pretrain_run", "words", "seed"])["epoch"].nunique()
         assert (per_run == epochs).all()
         assert set(rows["seed"]) == set(config["finetune"]["seeds"])
@@ -91,7 +99,7 @@ def test_table_has_a_row_per_epoch_and_a_column_per_checkpoint(finished_run):
     text = (results / "table.md").read_text()
     sections = text.split("## ")[1:]
     assert len(sections) == len(config["tasks"])
-    n_columns = 2 + len(config["pretrain"]["lmao"]["checkpoints"])  # epoch + none + ckpts
+    n_columns = 1 + len(inits(config))  # epoch + one per init
     for section in sections:
         rows = [line for line in section.splitlines() if line.startswith("|")]
         header, body = rows[0], rows[2:]
@@ -126,6 +134,21 @@ def test_ner_branch_ran(finished_run):
         pytest.skip(f"needs WNUT-17 in {SHARED_DATA}")
     scores = pd.read_csv(results / "scores.csv")
     assert {"ents_f", "ents_p", "ents_r"} <= set(scores.loc[scores["task"] == "wnut17", "metric"])
+
+
+@pytest.mark.slow
+def test_head_objective_branch_ran(finished_run):
+    results, config = finished_run
+    if "lmao_head" not in config["pretrain"]:
+        pytest.skip(f"needs UD English EWT in {SHARED_DATA}")
+    heads = (results / "parses" / "lee" / "ewt" / "heads.i32").stat().st_size // 4
+    store = (results / "corpora" / "lee" / "tokens.u32").stat().st_size // 4
+    assert heads == store > 0
+    log = pd.read_json(results / "pretrain" / "lmao_head" / "log.jsonl", lines=True)
+    assert log["words"].iloc[-1] == 5000 and log["loss"].notna().all()
+    scores = pd.read_csv(results / "scores.csv")
+    ud = scores[(scores["task"] == "ud_ewt") & (scores["metric"] == "las")]
+    assert len(ud) > 0 and ud["value"].between(0, 1).all()
 
 
 @pytest.mark.slow

@@ -12,5 +12,5 @@ experiment = Experiment(sm.config)
 run, words = sm.wildcards.run, int(sm.wildcards.words)
 pretrain(sm.input.store, sm.input.vectors, experiment.pretrain_settings(run),
          [n for n in experiment.checkpoints(run) if n <= words], Path(sm.output.checkpoint).parent,
-         input_vectors_dir=sm.input.get("input_vectors"),
+         input_vectors_dir=sm.input.get("input_vectors"), parse_dir=sm.input.get("parse"),
          gpu_id=0 if int(sm.resources.get("gpu", 0)) > 0 else None)  # a GPU job sees one GPU
