@@ -64,11 +64,14 @@ def ner_doc(vocab, sentence: TaggedSentence) -> Doc:
     return doc
 
 
-def _write_docbins(splits: dict[str, list[Doc]], out_dir: Path, meta: dict) -> None:
+def _write_docbins(splits: dict[str, list[Doc]], out_dir: Path, meta: dict) -> dict:
+    """Write one DocBin per split and meta.json; return the meta with the split sizes."""
+    meta = {**meta, "sizes": {name: len(docs) for name, docs in splits.items()}}
     with atomic_dir(out_dir) as tmp:
         for name, docs in splits.items():
             DocBin(docs=docs, store_user_data=False).to_disk(tmp / f"{name}.spacy")
-        write_json(tmp / "meta.json", {**meta, "sizes": {k: len(v) for k, v in splits.items()}})
+        write_json(tmp / "meta.json", meta)
+    return meta
 
 
 def build_textcat_task(task: dict, out_dir: str | Path) -> dict:
@@ -89,8 +92,7 @@ def build_textcat_task(task: dict, out_dir: str | Path) -> dict:
     docs = {name: textcat_docs(items, labels, task.get("max_words"))
             for name, items in parts.items()}
     meta = {"type": "textcat", "labels": labels}
-    _write_docbins(docs, Path(out_dir), meta)
-    return meta
+    return _write_docbins(docs, Path(out_dir), meta)
 
 
 def build_ner_task(task: dict, out_dir: str | Path) -> dict:
@@ -104,8 +106,7 @@ def build_ner_task(task: dict, out_dir: str | Path) -> dict:
         docs[name] = [ner_doc(vocab, sentence) for sentence in sentences]
     labels = sorted({ent.label_ for split in docs.values() for doc in split for ent in doc.ents})
     meta = {"type": "ner", "labels": labels}
-    _write_docbins(docs, Path(out_dir), meta)
-    return meta
+    return _write_docbins(docs, Path(out_dir), meta)
 
 
 def ud_doc(vocab, sentence: ParsedSentence) -> Doc:
@@ -127,8 +128,7 @@ def build_ud_task(task: dict, out_dir: str | Path) -> dict:
     }
     labels = sorted({t.dep_ for split in docs.values() for doc in split for t in doc})
     meta = {"type": "ud", "labels": labels}
-    _write_docbins(docs, Path(out_dir), meta)
-    return meta
+    return _write_docbins(docs, Path(out_dir), meta)
 
 
 def build_task(task: dict, out_dir: str | Path) -> dict:

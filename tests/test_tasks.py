@@ -1,0 +1,44 @@
+import spacy
+from spacy.tokens import DocBin
+
+from lmao.sources import jsonl_labelled
+from lmao.tasks import build_task, split_labelled
+
+from .conftest import shared_data
+
+
+def test_imdb_split_follows_the_study_recipe(tmp_path):
+    train = shared_data("imdb", "mini", "train.jsonl.gz")
+    test = shared_data("imdb", "mini", "test.jsonl.gz")
+    task = {"type": "textcat", "source": {"type": "jsonl", "path": str(train)},
+            "test_source": {"type": "jsonl", "path": str(test)},
+            "split": {"seed": 0, "n_train": 100, "n_dev": 150}}
+    meta = build_task(task, tmp_path / "a")
+    build_task(task, tmp_path / "b")
+    assert meta["sizes"] == {"train": 100, "dev": 150, "test": 500}
+    assert meta["labels"] == ["neg", "pos"]
+    for name in ("train", "dev", "test"):
+        assert (tmp_path / "a" / f"{name}.spacy").read_bytes() == (
+            tmp_path / "b" / f"{name}.spacy").read_bytes()
+    vocab = spacy.blank("en").vocab
+    texts = {name: {d.text for d in DocBin().from_disk(tmp_path / "a" / f"{name}.spacy")
+                    .get_docs(vocab)} for name in ("train", "dev")}
+    assert not texts["train"] & texts["dev"]
+    # first n_train / last n_dev of the seeded shuffle, as the study did it
+    parts = split_labelled(jsonl_labelled(train), 0, 100, 150)
+    assert [d.text for d in DocBin().from_disk(tmp_path / "a" / "train.spacy")
+            .get_docs(vocab)][:3] == [item.text for item in parts["train"][:3]]
+
+
+def test_ud_task_keeps_gold_trees(tmp_path):
+    dev = shared_data("ud_english_ewt", "en_ewt-ud-dev.conllu.gz")
+    task = {"type": "ud", "source": {"format": "conllu", "train": str(dev), "dev": str(dev),
+                                     "test": str(dev)}, "limits": {"train": 30, "dev": 10}}
+    meta = build_task(task, tmp_path / "ud")
+    assert meta["sizes"] == {"train": 30, "dev": 10, "test": 2001}
+    docs = list(DocBin().from_disk(tmp_path / "ud" / "dev.spacy").get_docs(
+        spacy.blank("en").vocab))
+    first = docs[0]
+    assert [t.text for t in first] == ["From", "the", "AP", "comes", "this", "story", ":"]
+    assert [t.head.i for t in first] == [2, 2, 3, 3, 5, 3, 3]
+    assert first[3].dep_ == "ROOT" and first[0].pos_ == "ADP"
