@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from spacy.util import registry
-from thinc.api import Model
+from thinc.api import Model, chain
+from thinc.types import Floats2d
 
 DEFAULT_ATTRS = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
 DEFAULT_ROWS = [5000, 1000, 2500, 2500]
@@ -27,6 +28,8 @@ class EncoderSettings:
     attrs: list[str] = field(default_factory=lambda: list(DEFAULT_ATTRS))
     rows: list[int] = field(default_factory=lambda: list(DEFAULT_ROWS))
     include_static_vectors: bool = False
+    architecture: str = "cnn"  # or "bilstm"
+    max_length: int = 200  # the BiLSTM encodes longer sequences in chunks of this length
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> EncoderSettings:
@@ -49,16 +52,94 @@ def tok2vec_config(settings: EncoderSettings) -> dict[str, Any]:
             "rows": list(settings.rows),
             "include_static_vectors": settings.include_static_vectors,
         },
-        "encode": {
-            "@architectures": "spacy.MaxoutWindowEncoder.v2",
-            "width": settings.width,
-            "depth": settings.depth,
-            "window_size": settings.window_size,
-            "maxout_pieces": settings.maxout_pieces,
-        },
+        "encode": _encode_config(settings),
+    }
+
+
+def _encode_config(settings: EncoderSettings) -> dict[str, Any]:
+    if settings.architecture == "bilstm":
+        return {"@architectures": "lmao.BiLSTMEncoder.v1", "width": settings.width,
+                "depth": settings.depth, "max_length": settings.max_length, "dropout": 0.0}
+    if settings.architecture != "cnn":
+        raise ValueError(f"encoder architecture {settings.architecture!r}: expected cnn/bilstm")
+    return {
+        "@architectures": "spacy.MaxoutWindowEncoder.v2",
+        "width": settings.width,
+        "depth": settings.depth,
+        "window_size": settings.window_size,
+        "maxout_pieces": settings.maxout_pieces,
     }
 
 
 def build_tok2vec(settings: EncoderSettings) -> Model:
     """A fresh (uninitialised) tok2vec model: Docs in, one array per Doc out."""
     return registry.resolve({"model": tok2vec_config(settings)})["model"]
+
+
+# ---------------------------------------------------------------- the BiLSTM encoder
+
+
+@registry.architectures("lmao.BiLSTMEncoder.v1")
+def bilstm_encoder(width: int, depth: int, max_length: int = 200,
+                   dropout: float = 0.0) -> Model[list[Floats2d], list[Floats2d]]:
+    """A left-to-right and a right-to-left LSTM stack, each of width/2, outputs concatenated.
+
+    The two directions never mix (unlike a stacked bidirectional LSTM), so the first half
+    of a token's output has seen only the tokens up to it and the second half only the
+    tokens from it on: that is what lets pre-training ask the first half for the next
+    word and the second half for the previous one. Sequences longer than `max_length` are
+    encoded in chunks of at most that many tokens.
+    """
+    from thinc.api import LSTM, concatenate, with_padded
+
+    if width % 2:
+        raise ValueError(f"the BiLSTM width must be even, got {width}")
+    forward = with_padded(LSTM(nO=width // 2, nI=width, depth=depth, dropout=dropout))
+    backward = chain(reverse_each(), with_padded(LSTM(nO=width // 2, nI=width, depth=depth,
+                                                      dropout=dropout)), reverse_each())
+    model = in_chunks(concatenate(forward, backward), max_length)
+    model.set_dim("nO", width)
+    return model
+
+
+def reverse_each() -> Model[list[Floats2d], list[Floats2d]]:
+    """Reverse each sequence in a list (and the gradients on the way back)."""
+
+    def forward(model: Model, X: list[Floats2d], is_train: bool):  # noqa: ANN202
+        return [x[::-1] for x in X], lambda dY: [dy[::-1] for dy in dY]
+
+    return Model("reverse_each", forward)
+
+
+def in_chunks(layer: Model, max_length: int) -> Model[list[Floats2d], list[Floats2d]]:
+    """Run `layer` on pieces of at most `max_length` rows of each sequence."""
+
+    def forward(model: Model, X: list[Floats2d], is_train: bool):  # noqa: ANN202
+        lengths = [len(x) for x in X]
+        pieces = [x[i : i + max_length] for x in X for i in range(0, max(len(x), 1), max_length)]
+        Y, backprop = layer(pieces, is_train)
+        xp = model.ops.xp
+        joined, k = [], 0
+        for length in lengths:
+            n = max(-(-length // max_length), 1)
+            joined.append(xp.concatenate(Y[k : k + n]) if n > 1 else Y[k])
+            k += n
+
+        def backward(dY: list[Floats2d]) -> list[Floats2d]:
+            d_pieces = [d[i : i + max_length] for d in dY
+                        for i in range(0, max(len(d), 1), max_length)]
+            d_X = backprop(d_pieces)
+            out, j = [], 0
+            for length in lengths:
+                n = max(-(-length // max_length), 1)
+                out.append(xp.concatenate(d_X[j : j + n]) if n > 1 else d_X[j])
+                j += n
+            return out
+
+        return joined, backward
+
+    def init(model: Model, X=None, Y=None) -> None:  # noqa: ANN001
+        layer.initialize(X=X, Y=Y)
+
+    return Model(f"in_chunks({layer.name})", forward, init=init, layers=[layer],
+                 dims={"nO": None}, attrs={"max_length": max_length})

@@ -211,8 +211,8 @@ class VectorObjective:
         return xp.stack(columns, axis=1)
 
     def __call__(self, ids: np.ndarray, lengths: list[int], prediction: np.ndarray,
-                 heads: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
-        """Return (gradient, summed loss, number of tokens with a target)."""
+                 heads: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return (gradient, loss per token, which tokens have a target)."""
         rows = self.target_rows(ids, lengths, heads)
         known = self.rows_by_type[ids] >= 0
         target = self.table[rows].reshape(len(ids), -1)  # row -1 is the zero row
@@ -222,17 +222,16 @@ class VectorObjective:
             missing = (rows < 0) | ~known[:, None]
             missing = missing.repeat(self.table.shape[1], axis=1)
             target[missing] = prediction[missing]  # zero gradient where there is no target
-        n_known = int(known.sum())
         d_pred = self._distance.get_grad(prediction, target)
-        return d_pred, self.summed_loss(prediction[known], target[known]), n_known
+        return d_pred, self.token_losses(prediction, target) * known, known
 
-    def summed_loss(self, prediction: np.ndarray, target: np.ndarray) -> float:
-        """Loss summed over tokens: 1 - cosine similarity, or squared distance."""
+    def token_losses(self, prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Loss of each token: 1 - cosine similarity, or squared distance."""
         xp = get_array_module(prediction)
         if self.loss == "cosine":
             norms = xp.linalg.norm(prediction, axis=1) * xp.linalg.norm(target, axis=1)
-            return float((1.0 - (prediction * target).sum(axis=1) / (norms + 1e-8)).sum())
-        return float(((prediction - target) ** 2).sum())
+            return 1.0 - (prediction * target).sum(axis=1) / (norms + 1e-8)
+        return ((prediction - target) ** 2).sum(axis=1)
 
 
 class Masker:
@@ -525,6 +524,7 @@ def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: l
     started = time.perf_counter()
     words_at_start = words
     loss_sum, known_words, interval_start = 0.0, 0, words
+    trained_loss, trained_words = 0.0, 0  # over the masked tokens, the ones that learn
     next_log = words + settings.log_every_words
     next_save = words + settings.save_every_words
     for target in checkpoints:
@@ -544,7 +544,8 @@ def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: l
                 docs = [Doc(vocab, words=[input_types[i] for i in seg]) for seg in splits]
                 prediction, backprop = model.begin_update(docs)
             heads = None if parse is None else ops.asarray(stream.gather(parse, segments))
-            d_pred, loss, n_known = objective(ids, [len(s) for s in segments], prediction, heads)
+            d_pred, token_loss, known = objective(ids, [len(s) for s in segments], prediction,
+                                                  heads)
             if trained is not None:
                 d_pred *= ops.asarray(trained)
             d_encoded = backprop(d_pred)
@@ -552,14 +553,18 @@ def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: l
                 bp_encoded(d_encoded)
             model.finish_update(optimizer)
             words += len(ids)
-            loss_sum += loss
-            known_words += n_known
+            loss_sum += float(token_loss.sum())
+            known_words += int(known.sum())
+            if trained is not None:
+                trained_loss += float((token_loss * ops.asarray(trained[:, 0])).sum())
+                trained_words += int((known * ops.asarray(trained[:, 0])).sum())
             bar.update(len(ids))
             if words >= next_log or words == target:
                 elapsed = time.perf_counter() - started
                 append_jsonl(paths.log, {
                     "words": words,
                     "loss": loss_sum / max(known_words, 1),
+                    "masked_loss": trained_loss / max(trained_words, 1) if trained_words else None,
                     "loss_sum": loss_sum,
                     "interval_words": words - interval_start,
                     "known_words": known_words,
@@ -567,6 +572,7 @@ def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: l
                     "elapsed_s": elapsed,
                 })
                 loss_sum, known_words, interval_start = 0.0, 0, words
+                trained_loss, trained_words = 0.0, 0
                 next_log = words + settings.log_every_words
             if words >= next_save and words < target:
                 _save_state(paths.partial_state, model, optimizer, words, generators)

@@ -127,3 +127,23 @@ def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.Da
     write_text(out_dir / "table.md", markdown_tables(table))
     learning_curves(table, out_dir / "learning_curve.png")
     return table
+
+
+def pretraining_curves(logs: dict[str, str | Path], path: str | Path) -> None:
+    """Loss and words/s against words seen (log x), one line per pre-training run."""
+    fig, (loss_ax, speed_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, log_path in logs.items():
+        log = pd.read_json(log_path, lines=True)
+        loss_ax.plot(log["words"], log["loss"], label=name, lw=1)
+        speed_ax.plot(log["words"], log["words_per_s"], label=name, lw=1)
+    for ax, label in ((loss_ax, "training loss per word with a target"),
+                      (speed_ax, "words/s (since the job started)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("words seen")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip("."))
+    plt.close(fig)
