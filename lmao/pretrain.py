@@ -30,6 +30,7 @@ from thinc.api import (
     Ops,
     Optimizer,
     chain,
+    concatenate,
     fix_random_seed,
     get_array_module,
     get_current_ops,
@@ -51,6 +52,7 @@ OBJECTIVE_COLUMNS: dict[str, tuple] = {  # what each token predicts, left to rig
     "trigram": (-1, 0, 1),
     "head": ("head",),
     "head_word": ("head", 0),
+    "next_prev": (1, -1),  # BiLSTM only: left-to-right half → next, right-to-left → previous
 }
 OBJECTIVES = tuple(OBJECTIVE_COLUMNS)
 LOSSES = ("cosine", "L2")
@@ -88,6 +90,10 @@ class PretrainSettings:
             raise ValueError(f"objective {settings.objective!r}: expected one of {OBJECTIVES}")
         if settings.engine not in ENGINES:
             raise ValueError(f"engine {settings.engine!r}: expected one of {ENGINES}")
+        if settings.objective == "next_prev":
+            if settings.encoder.architecture != "bilstm":
+                raise ValueError("objective 'next_prev' needs the bilstm encoder")
+            settings = replace(settings, mask_prob=0.0)  # the predicted word is never seen
         if settings.engine == "fast" and settings.encoder.include_static_vectors:
             settings = replace(settings, engine="docs")  # the fast path embeds no vectors
         if settings.target_lookup not in ("exact", "lowercase"):
@@ -313,15 +319,45 @@ class FastTok2Vec:
         return encoded, backprop
 
 
+def output_layer(settings: PretrainSettings, width: int) -> Model:
+    """Maxout (layer-normed; skipped when hidden_width is 0) → zero-initialised Linear, as
+    spaCy's vectors objective builds it."""
+    linear = Linear(nO=width, init_W=zero_init)
+    if not settings.hidden_width:
+        return linear
+    return chain(Maxout(nO=settings.hidden_width, nP=settings.encoder.maxout_pieces,
+                        normalize=True, dropout=0.0), linear)
+
+
+def columns(start: int, stop: int) -> Model:
+    """Columns start:stop of an array (gradients of the other columns are zero)."""
+
+    def forward(model: Model, X, is_train: bool):  # noqa: ANN001, ANN202
+        def backprop(dY):  # noqa: ANN001, ANN202
+            dX = model.ops.alloc2f(*X.shape)
+            dX[:, start:stop] = dY
+            return dX
+
+        return X[:, start:stop], backprop
+
+    return Model(f"columns({start}:{stop})", forward)
+
+
 def build_pretrain_model(settings: PretrainSettings, target_width: int) -> Model:
-    """tok2vec → Maxout (layer-normed) → Linear to the vector width, as spaCy's pretrain."""
+    """tok2vec, then an output layer to the targets' width.
+
+    For the next/previous-word objective the BiLSTM's left-to-right half feeds one output
+    layer (the next word's vector) and its right-to-left half another (the previous
+    word's), so neither sees the word it predicts."""
     tok2vec = build_tok2vec(settings.encoder)
-    head = chain(
-        list2array(),
-        Maxout(nO=settings.hidden_width, nP=settings.encoder.maxout_pieces, normalize=True,
-               dropout=0.0),
-        Linear(nO=target_width, init_W=zero_init),
-    )
+    if settings.objective == "next_prev":
+        half, vector_width = settings.encoder.width // 2, target_width // 2
+        head = chain(list2array(), concatenate(
+            chain(columns(0, half), output_layer(settings, vector_width)),
+            chain(columns(half, 2 * half), output_layer(settings, vector_width)),
+        ))
+    else:
+        head = chain(list2array(), output_layer(settings, target_width))
     model = chain(tok2vec, head)
     model.set_ref("tok2vec", tok2vec)
     return model

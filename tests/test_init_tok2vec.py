@@ -1,6 +1,7 @@
 """A checkpoint loads into a plain spaCy training config through [initialize] init_tok2vec."""
 
 import numpy as np
+import pytest
 from spacy.training.initialize import init_nlp
 
 from lmao.encoder import EncoderSettings
@@ -8,7 +9,8 @@ from lmao.finetune import training_config
 from lmao.pretrain import PretrainSettings, pretrain
 from lmao.tasks import build_task
 
-ENCODER = {"width": 16, "depth": 1, "rows": [300, 50, 100, 100]}
+CNN = {"width": 16, "depth": 1, "rows": [300, 50, 100, 100]}
+BILSTM = {**CNN, "architecture": "bilstm", "max_length": 60}
 
 
 def tok2vec_params(nlp) -> list[np.ndarray]:
@@ -17,15 +19,18 @@ def tok2vec_params(nlp) -> list[np.ndarray]:
             if node.has_param(name)]
 
 
-def test_init_tok2vec_loads_the_pretrained_weights(lee_store, lee_vectors, tmp_path):
-    settings = PretrainSettings.from_dict({"encoder": ENCODER, "batch_words": 500,
-                                           "hidden_width": 24})
+@pytest.mark.parametrize(("encoder_spec", "objective"), [(CNN, "own_word"),
+                                                      (BILSTM, "next_prev")])
+def test_init_tok2vec_loads_the_pretrained_weights(lee_store, lee_vectors, tmp_path,
+                                                   encoder_spec, objective):
+    settings = PretrainSettings.from_dict({"encoder": encoder_spec, "batch_words": 500,
+                                           "hidden_width": 24, "objective": objective})
     [checkpoint] = pretrain(lee_store, lee_vectors, settings, [2000], tmp_path / "pt",
                             progress=False)
     task_dir = tmp_path / "task"
     build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
                 "split": {"seed": 0, "n_train": 20, "n_dev": 10}}, task_dir)
-    encoder = EncoderSettings.from_dict(ENCODER)
+    encoder = EncoderSettings.from_dict(encoder_spec)
 
     loaded = init_nlp(training_config("textcat", task_dir, encoder, {}, 0, checkpoint))
     fresh = init_nlp(training_config("textcat", task_dir, encoder, {}, 0, None))

@@ -162,3 +162,16 @@ def test_head_targets_follow_the_parse_within_a_segment():
     with pytest.raises(ValueError, match="parse"):
         objective.target_rows(ids, [3, 2])
     assert objective.width == 6 and objective.needs_heads
+
+
+def test_bilstm_next_and_previous_word_objective(lee_store, lee_vectors, tmp_path):
+    spec = {**TINY, "architecture": "bilstm", "max_length": 40}
+    run = settings(encoder=spec, objective="next_prev", log_every_words=700)
+    assert run.mask_prob == 0.0  # the predicted words are never in view, nothing to mask
+    [path] = pretrain(lee_store, lee_vectors, run, [4200], tmp_path, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < log[0]["loss"]
+    model = build_tok2vec(EncoderSettings.from_dict(spec))
+    model.from_bytes(path.read_bytes())
+    with pytest.raises(ValueError, match="bilstm"):
+        settings(objective="next_prev")
