@@ -11,6 +11,7 @@ from lmao.tasks import build_task
 
 CNN = {"width": 16, "depth": 1, "rows": [300, 50, 100, 100]}
 BILSTM = {**CNN, "architecture": "bilstm", "max_length": 60}
+CNN_VECTORS = {**CNN, "include_static_vectors": True}
 
 
 def tok2vec_params(nlp) -> list[np.ndarray]:
@@ -19,8 +20,8 @@ def tok2vec_params(nlp) -> list[np.ndarray]:
             if node.has_param(name)]
 
 
-@pytest.mark.parametrize(("encoder_spec", "objective"), [(CNN, "own_word"),
-                                                      (BILSTM, "next_prev")])
+@pytest.mark.parametrize(("encoder_spec", "objective"), [
+    (CNN, "own_word"), (BILSTM, "next_prev"), (CNN_VECTORS, "trigram")])
 def test_init_tok2vec_loads_the_pretrained_weights(lee_store, lee_vectors, tmp_path,
                                                    encoder_spec, objective):
     settings = PretrainSettings.from_dict({"encoder": encoder_spec, "batch_words": 500,
@@ -32,8 +33,9 @@ def test_init_tok2vec_loads_the_pretrained_weights(lee_store, lee_vectors, tmp_p
                 "split": {"seed": 0, "n_train": 20, "n_dev": 10}}, task_dir)
     encoder = EncoderSettings.from_dict(encoder_spec)
 
-    loaded = init_nlp(training_config("textcat", task_dir, encoder, {}, 0, checkpoint))
-    fresh = init_nlp(training_config("textcat", task_dir, encoder, {}, 0, None))
+    vectors = lee_vectors if encoder.include_static_vectors else None
+    loaded = init_nlp(training_config("textcat", task_dir, encoder, {}, 0, checkpoint, vectors))
+    fresh = init_nlp(training_config("textcat", task_dir, encoder, {}, 0, None, vectors))
 
     reference = loaded.get_pipe("tok2vec").model.copy()
     reference.from_bytes(checkpoint.read_bytes())
