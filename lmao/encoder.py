@@ -114,29 +114,22 @@ def reverse_each() -> Model[list[Floats2d], list[Floats2d]]:
 def in_chunks(layer: Model, max_length: int) -> Model[list[Floats2d], list[Floats2d]]:
     """Run `layer` on pieces of at most `max_length` rows of each sequence."""
 
-    def forward(model: Model, X: list[Floats2d], is_train: bool):  # noqa: ANN202
-        lengths = [len(x) for x in X]
-        pieces = [x[i : i + max_length] for x in X for i in range(0, max(len(x), 1), max_length)]
-        Y, backprop = layer(pieces, is_train)
-        xp = model.ops.xp
+    def split(X: list[Floats2d]) -> list[Floats2d]:
+        return [x[i : i + max_length] for x in X for i in range(0, max(len(x), 1), max_length)]
+
+    def join(pieces: list[Floats2d], lengths: list[int], xp) -> list[Floats2d]:  # noqa: ANN001
         joined, k = [], 0
         for length in lengths:
             n = max(-(-length // max_length), 1)
-            joined.append(xp.concatenate(Y[k : k + n]) if n > 1 else Y[k])
+            joined.append(xp.concatenate(pieces[k : k + n]) if n > 1 else pieces[k])
             k += n
+        return joined
 
-        def backward(dY: list[Floats2d]) -> list[Floats2d]:
-            d_pieces = [d[i : i + max_length] for d in dY
-                        for i in range(0, max(len(d), 1), max_length)]
-            d_X = backprop(d_pieces)
-            out, j = [], 0
-            for length in lengths:
-                n = max(-(-length // max_length), 1)
-                out.append(xp.concatenate(d_X[j : j + n]) if n > 1 else d_X[j])
-                j += n
-            return out
-
-        return joined, backward
+    def forward(model: Model, X: list[Floats2d], is_train: bool):  # noqa: ANN202
+        lengths = [len(x) for x in X]
+        Y, backprop = layer(split(X), is_train)
+        xp = model.ops.xp
+        return join(Y, lengths, xp), lambda dY: join(backprop(split(dY)), lengths, xp)
 
     def init(model: Model, X=None, Y=None) -> None:  # noqa: ANN001
         layer.initialize(X=X, Y=Y)

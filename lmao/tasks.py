@@ -95,18 +95,20 @@ def build_textcat_task(task: dict, out_dir: str | Path) -> dict:
     return _write_docbins(docs, Path(out_dir), meta)
 
 
+def _read_splits(task: dict, read, make_doc) -> dict[str, list[Doc]]:  # noqa: ANN001
+    """Docs of each split from its own file, the first `limits[split]` items of it."""
+    source, limits = task["source"], task.get("limits", {})
+    vocab = spacy.blank("en").vocab
+    return {name: [make_doc(vocab, item) for item in islice(read(source[name]), limits.get(name))]
+            for name in SPLITS}
+
+
 def build_ner_task(task: dict, out_dir: str | Path) -> dict:
     """Write DocBins for an NER task from per-split CoNLL-style files."""
-    source = task["source"]
-    limits = task.get("limits", {})
-    vocab = spacy.blank("en").vocab
-    docs = {}
-    for name in SPLITS:
-        sentences = islice(ner_sentences(source[name], source["format"]), limits.get(name))
-        docs[name] = [ner_doc(vocab, sentence) for sentence in sentences]
+    fmt = task["source"]["format"]
+    docs = _read_splits(task, lambda path: ner_sentences(path, fmt), ner_doc)
     labels = sorted({ent.label_ for split in docs.values() for doc in split for ent in doc.ents})
-    meta = {"type": "ner", "labels": labels}
-    return _write_docbins(docs, Path(out_dir), meta)
+    return _write_docbins(docs, Path(out_dir), {"type": "ner", "labels": labels})
 
 
 def ud_doc(vocab, sentence: ParsedSentence) -> Doc:
@@ -119,16 +121,9 @@ def ud_doc(vocab, sentence: ParsedSentence) -> Doc:
 
 def build_ud_task(task: dict, out_dir: str | Path) -> dict:
     """Write DocBins for a tagging + parsing task from CoNLL-U files."""
-    source = task["source"]
-    limits = task.get("limits", {})
-    vocab = spacy.blank("en").vocab
-    docs = {
-        name: [ud_doc(vocab, s) for s in islice(conllu_sentences(source[name]), limits.get(name))]
-        for name in SPLITS
-    }
+    docs = _read_splits(task, conllu_sentences, ud_doc)
     labels = sorted({t.dep_ for split in docs.values() for doc in split for t in doc})
-    meta = {"type": "ud", "labels": labels}
-    return _write_docbins(docs, Path(out_dir), meta)
+    return _write_docbins(docs, Path(out_dir), {"type": "ud", "labels": labels})
 
 
 def build_task(task: dict, out_dir: str | Path) -> dict:
