@@ -35,7 +35,8 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
 
 def cmd_vectors(args: argparse.Namespace) -> None:
     from .store import TokenStore
-    from .vectors import read_glove_text, save_table, train_floret_table
+    from .train_vectors import train_floret_table
+    from .vectors import read_glove_text, save_table
 
     if args.text:
         words, matrix = read_glove_text(args.text, args.max_rows)
