@@ -124,7 +124,7 @@ def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.Da
     if table.empty:
         raise ValueError("no fine-tuning scores to report")
     write_scores(table, out_dir / "scores.csv")
-    write_text(out_dir / "table.md", markdown_tables(table))
+    write_text(out_dir / "table.md", markdown_tables(table) + "\n" + comparison_markdown(table))
     learning_curves(table, out_dir / "learning_curve.png")
     return table
 
@@ -147,3 +147,72 @@ def pretraining_curves(logs: dict[str, str | Path], path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip("."))
     plt.close(fig)
+
+
+def best_per_run(table: pd.DataFrame) -> pd.DataFrame:
+    """Each fine-tuning run's best dev score over epochs, on its task's primary metric."""
+    primary = table["metric"] == table["task_type"].map(PRIMARY_METRIC)
+    keys = ["task", "pretrain_run", "words", "sample", "seed"]
+    return table[primary].groupby(keys, as_index=False)["value"].max()
+
+
+def bootstrap_interval(values: pd.Series, n_resamples: int = 10_000,
+                       seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean."""
+    import numpy as np
+
+    data = np.asarray(values, dtype=float)
+    if len(data) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), (n_resamples, len(data)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def paired_comparisons(table: pd.DataFrame) -> pd.DataFrame:
+    """Each checkpoint against no pre-training, paired by task, sample and seed.
+
+    The difference of best-epoch dev scores, its mean over pairs, a 95% bootstrap interval,
+    and a verdict: better / worse when the interval excludes 0, otherwise no detectable
+    difference.
+    """
+    best = best_per_run(table)
+    pair = ["task", "sample", "seed"]
+    baseline = best[best["pretrain_run"] == NO_PRETRAINING].set_index(pair)["value"]
+    rows = []
+    for (task, run, words), group in best[best["pretrain_run"] != NO_PRETRAINING].groupby(
+            ["task", "pretrain_run", "words"]):
+        scores = group.set_index(pair)["value"]
+        common = scores.index.intersection(baseline.index)
+        diffs = scores[common] - baseline[common]
+        low, high = bootstrap_interval(diffs)
+        verdict = ("better" if low > 0 else "worse" if high < 0 else
+                   "no detectable difference")
+        rows.append({"task": task, "init": Init(run, int(words)).label, "n": len(diffs),
+                     "baseline": baseline[common].mean(), "pretrained": scores[common].mean(),
+                     "difference": diffs.mean(), "ci_low": low, "ci_high": high,
+                     "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def comparison_markdown(table: pd.DataFrame) -> str:
+    """Best-epoch scores (mean ± std, n) per init and the paired differences, in percent."""
+    best = best_per_run(table)
+    lines = ["## Best epoch per run: mean ± std over seeds (n runs), dev, %", "",
+             "| task | init | mean ± std | n |", "| --- | --- | --- | --- |"]
+    for (task, run, words), group in best.groupby(["task", "pretrain_run", "words"],
+                                                  sort=False):
+        values = group["value"] * 100
+        std = values.std(ddof=1) if len(values) > 1 else float("nan")
+        lines.append(f"| {task} | {Init(run, int(words)).label} | {values.mean():.1f} ± "
+                     f"{std:.1f} | {len(values)} |")
+    comparisons = paired_comparisons(table)
+    if not comparisons.empty:
+        lines += ["", "## Paired with no pre-training (same task, sample, seed), dev, points",
+                  "", "| task | init | n | difference | 95% bootstrap interval | verdict |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for row in comparisons.itertuples():
+            lines.append(f"| {row.task} | {row.init} | {row.n} | {row.difference * 100:+.2f} | "
+                         f"[{row.ci_low * 100:+.2f}, {row.ci_high * 100:+.2f}] | "
+                         f"{row.verdict} |")
+    return "\n".join(lines) + "\n"

@@ -5,7 +5,14 @@ import pandas as pd
 import pytest
 
 from lmao.fileio import InputError
-from lmao.report import build_report, collect_scores, epoch_table, markdown_tables
+from lmao.report import (
+    build_report,
+    collect_scores,
+    comparison_markdown,
+    epoch_table,
+    markdown_tables,
+    paired_comparisons,
+)
 
 
 def write_log(path, run, words, seed, accuracies, task="polarity"):
@@ -66,3 +73,23 @@ def test_a_log_that_is_not_a_score_record_names_the_line(tmp_path):
     path.write_text('{"epoch": 1}\n')
     with pytest.raises(InputError, match=r"bad\.jsonl:1"):
         collect_scores([path])
+
+
+def test_paired_comparison_finds_a_known_difference_and_none_where_there_is_none(tmp_path):
+    logs = []
+    for seed in range(5):
+        base = 0.70 + 0.01 * seed
+        logs.append(write_log(tmp_path / f"n{seed}.jsonl", "none", 0, seed, [base - 0.1, base]))
+        logs.append(write_log(tmp_path / f"b{seed}.jsonl", "lmao", 1000, seed,
+                              [base, base + 0.03 + 0.002 * (seed % 2)]))
+        logs.append(write_log(tmp_path / f"s{seed}.jsonl", "lmao", 2000, seed,
+                              [base - 0.2, base + (0.01 if seed % 2 else -0.01)]))
+    comparisons = paired_comparisons(collect_scores(logs)).set_index("init")
+    better, same = comparisons.loc["lmao 1k"], comparisons.loc["lmao 2k"]
+    assert better["n"] == 5 and better["difference"] == pytest.approx(0.0308)
+    assert better["ci_low"] > 0 and better["verdict"] == "better"
+    assert same["difference"] == pytest.approx(-0.002)
+    assert same["ci_low"] < 0 < same["ci_high"]
+    assert same["verdict"] == "no detectable difference"
+    text = comparison_markdown(collect_scores(logs))
+    assert "| polarity | lmao 1k | 5 | +3.08 |" in text
