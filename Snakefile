@@ -16,6 +16,9 @@ if not workflow.overwrite_configfiles:
 validate(config, "lmao/schemas/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 wildcard_constraints:
     corpus=r"[A-Za-z0-9_.]+",
     table=r"[A-Za-z0-9_.]+",

@@ -6,8 +6,9 @@ rule report:
         scores=finetune_logs(),
     output:
         scores=f"{RESULTS}/scores.csv",
-        table=f"{RESULTS}/table.md",
-        curve=f"{RESULTS}/learning_curve.png",
+        table=report(f"{RESULTS}/table.md", caption="../report/table.rst", category="Results"),
+        curve=report(f"{RESULTS}/learning_curve.png", caption="../report/learning_curve.rst",
+                     category="Results"),
     log:
         f"{LOGS}/report.log",
     conda:

@@ -153,6 +153,16 @@ def test_head_objective_branch_ran(finished_run):
 
 
 @pytest.mark.slow
+def test_snakemake_report_is_self_contained_html(finished_run, test_config):
+    path, _config = test_config
+    report = path.parent / "report.html"
+    snakemake(path, "--report", str(report))
+    html = report.read_text()
+    assert html.lstrip().lower().startswith("<!doctype html")
+    assert "learning_curve.png" in html and "table.md" in html
+
+
+@pytest.mark.slow
 def test_second_run_has_nothing_to_do(finished_run, test_config):
     path, _config = test_config
     result = snakemake(path, "-n")
