@@ -16,6 +16,7 @@ import yaml
 from .encoder import EncoderSettings
 from .finetune import PRIMARY_METRIC
 from .pretrain import PretrainSettings
+from .search import n_samples, sample_hyperparameters
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 NO_PRETRAINING = "none"
@@ -140,6 +141,12 @@ class Experiment:
             return table
         spec = self.config["pretrain"][run]
         return spec.get("input_vectors", spec["vectors"])
+
+    def n_samples(self) -> int:
+        return n_samples(self.config["finetune"])
+
+    def hyperparameters(self, sample: int) -> dict[str, Any]:
+        return sample_hyperparameters(self.config["finetune"], sample)
 
     def task_type(self, task: str) -> str:
         return self.config["tasks"][task]["type"]

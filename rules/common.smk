@@ -59,11 +59,13 @@ def finetune_inputs(wildcards):
 
 
 def finetune_logs():
-    """Every fine-tuning log the config asks for: task × init × sample × seed."""
+    """Every fine-tuning log the config asks for: task × init × sample × seed (each its own
+    job, so a cluster runs them side by side)."""
     return [
-        f"{RESULTS}/finetune/{task}/{init.run}/words-{init.words}/sample-0/seed-{seed}.jsonl"
+        f"{RESULTS}/finetune/{task}/{init.run}/words-{init.words}/sample-{sample}/seed-{seed}.jsonl"
         for task in config["tasks"]
         for init in EXPERIMENT.inits()
+        for sample in range(EXPERIMENT.n_samples())
         for seed in config["finetune"]["seeds"]
     ]
 

@@ -66,6 +66,20 @@ def test_dry_run_through_the_slurm_profile(test_config):
     assert int(stats["pretrain"]) == len(inits(config)) - 1
 
 
+def test_search_samples_are_separate_jobs(test_config, tmp_path):
+    path, config = test_config
+    searching = {**config, "finetune": {**config["finetune"], "search": {
+        "samples": 3, "space": {"learn_rate": {"log_uniform": [1e-4, 1e-2]}}}}}
+    other = tmp_path / "config.yaml"
+    other.write_text(yaml.safe_dump(searching))
+    result = run([*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory",
+                  str(path.parent), "--configfile", str(other), "-n"], cwd=path.parent)
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+    assert int(stats["finetune"]) == 3 * len(config["tasks"]) * len(inits(config)) * len(
+        config["finetune"]["seeds"])
+    assert "sample-2/seed-" in result.stdout
+
+
 def inits(config: dict) -> set[tuple[str, int]]:
     """Every (pre-training run, words) a fine-tuning run starts from, baseline included."""
     return {("none", 0)} | {(run, words) for run, spec in config["pretrain"].items()

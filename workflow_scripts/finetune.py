@@ -13,7 +13,7 @@ finetune(
     task_type=experiment.task_type(w.task),
     task_dir=sm.input.task,
     encoder=experiment.encoder(w.run),
-    hyperparameters=experiment.config["finetune"].get("hyperparameters", {}),
+    hyperparameters=experiment.hyperparameters(int(w.sample)),
     seed=seed,
     epochs=experiment.config["finetune"]["epochs"],
     out_path=sm.output.scores,
