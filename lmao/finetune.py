@@ -19,7 +19,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, registry
-from thinc.api import Config
+from thinc.api import Config, Optimizer
 
 from .encoder import EncoderSettings, tok2vec_config
 from .fileio import atomic_dir, atomic_path
@@ -34,6 +34,8 @@ DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "eps": 1e-8,
     "L2": 0.01,
     "grad_clip": 1.0,
+    "encoder_lr_scale": 1.0,  # the shared tok2vec learns at learn_rate × this
+    "freeze_encoder_epochs": 0,  # the tok2vec stays as initialised for this many epochs
 }
 
 PRIMARY_METRIC = {"textcat": "accuracy", "ner": "ents_f", "ud": "las"}  # picks the best epoch
@@ -146,6 +148,33 @@ def training_config(
     return Config(config)
 
 
+class ScaledOptimizer:
+    """An optimizer that updates with its learn rate scaled (and shares its Adam state)."""
+
+    def __init__(self, optimizer: Optimizer, scale: float):
+        self.optimizer, self.scale = optimizer, scale
+
+    def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):  # noqa: ANN001, ANN204
+        return self.optimizer(key, weights, gradient, lr_scale=lr_scale * self.scale)
+
+
+def apply_gradients(nlp, optimizer: Optimizer, encoder_optimizer: ScaledOptimizer | None):  # noqa: ANN001, ANN201
+    """Update every trainable component once its gradients are complete; the shared tok2vec
+    with `encoder_optimizer`, or not at all (gradients dropped) while it is frozen."""
+    for name, proc in nlp.pipeline:
+        if not getattr(proc, "is_trainable", False) or proc.model in (True, False, None):
+            continue
+        if name != "tok2vec":
+            proc.finish_update(optimizer)
+        elif encoder_optimizer is not None:
+            proc.finish_update(encoder_optimizer)
+        else:
+            for node in proc.model.walk():
+                for param in node.param_names:
+                    if node.has_grad(param):
+                        node.set_grad(param, node.ops.alloc(node.get_grad(param).shape))
+
+
 def evaluate(task_type: str, nlp, examples: list[Example]) -> dict[str, float]:
     """Dev metrics from one prediction pass: accuracy and macro F (textcat), P/R/F (NER),
     POS accuracy, UAS and LAS (UD)."""
@@ -200,14 +229,17 @@ def finetune(
     """
     config = training_config(task_type, task_dir, encoder, hyperparameters, seed,
                              init_tok2vec, vectors)
+    hp = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}
+    schedule = (float(hp["encoder_lr_scale"]), int(hp["freeze_encoder_epochs"]))
     with using_ops(BlasOps(seed=seed)):
         return _train(task_type, config, Path(task_dir), seed, epochs, out_path, labels,
-                      Path(best_model_dir) if best_model_dir else None)
+                      Path(best_model_dir) if best_model_dir else None, schedule)
 
 
 def _train(task_type: str, config: Config, task_dir: Path, seed: int, epochs: int,  # noqa: PLR0913
            out_path: str | Path, labels: dict[str, Any] | None,
-           best_model_dir: Path | None) -> list[dict]:
+           best_model_dir: Path | None, schedule: tuple[float, int]) -> list[dict]:
+    encoder_lr_scale, frozen_epochs = schedule
     nlp = init_nlp(config)
     training = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
     optimizer, batcher, dropout = training["optimizer"], training["batcher"], training["dropout"]
@@ -221,8 +253,11 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int, epochs: in
             started = time.perf_counter()
             rng.shuffle(train)
             losses: dict[str, float] = {}
+            encoder_optimizer = None if epoch <= frozen_epochs else ScaledOptimizer(
+                optimizer, encoder_lr_scale)
             for batch in batcher(train):
-                nlp.update(batch, drop=dropout, sgd=optimizer, losses=losses)
+                nlp.update(batch, drop=dropout, sgd=False, losses=losses)
+                apply_gradients(nlp, optimizer, encoder_optimizer)
             with nlp.use_params(optimizer.averages):
                 scores = evaluate(task_type, nlp, dev)
             primary = scores[PRIMARY_METRIC[task_type]]

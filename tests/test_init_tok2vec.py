@@ -45,3 +45,56 @@ def test_init_tok2vec_loads_the_pretrained_weights(lee_store, lee_vectors, tmp_p
     assert len(got) == len(expected) > 0
     assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(got, baseline, strict=True))
+
+
+def test_a_frozen_encoder_keeps_its_pretrained_weights(lee_store, lee_vectors, tmp_path):
+    from lmao.finetune import finetune
+
+    settings = PretrainSettings.from_dict({"encoder": CNN, "batch_words": 500,
+                                           "hidden_width": 24})
+    [checkpoint] = pretrain(lee_store, lee_vectors, settings, [1000], tmp_path / "pt",
+                            progress=False)
+    task_dir = tmp_path / "task"
+    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
+                "split": {"seed": 0, "n_train": 40, "n_dev": 20}}, task_dir)
+    encoder = EncoderSettings.from_dict(CNN)
+
+    def tok2vec_after(hp: dict, name: str) -> list[np.ndarray]:
+        finetune("textcat", task_dir, encoder, hp, 0, 1, tmp_path / f"{name}.jsonl",
+                 init_tok2vec=checkpoint, best_model_dir=tmp_path / name)
+        import spacy
+
+        return tok2vec_params(spacy.load(tmp_path / name))
+
+    reference = build_tok2vec_from(checkpoint, encoder)
+    frozen = tok2vec_after({"freeze_encoder_epochs": 1}, "frozen")
+    trained = tok2vec_after({}, "trained")
+    assert all(np.array_equal(a, b) for a, b in zip(frozen, reference, strict=True))
+    assert not all(np.allclose(a, b) for a, b in zip(trained, reference, strict=True))
+
+
+def test_scaled_optimizer_scales_the_step_and_shares_adam_state():
+    from thinc.api import Adam
+
+    from lmao.finetune import ScaledOptimizer
+
+    def step(optimizer) -> np.ndarray:
+        weights, grad = np.ones(4, dtype="float32"), np.full(4, 0.5, dtype="float32")
+        new, _ = optimizer((1, "W"), weights, grad)
+        return 1.0 - new
+
+    adam = Adam(0.01, L2=0.0, use_averages=False)
+    assert np.allclose(step(ScaledOptimizer(adam, 0.0)), 0.0)
+    full, tenth = step(Adam(0.01, L2=0.0, use_averages=False)), step(
+        ScaledOptimizer(Adam(0.01, L2=0.0, use_averages=False), 0.1))
+    assert np.allclose(tenth, full / 10)
+    assert adam.nr_update[(1, "W")] == 1
+
+
+def build_tok2vec_from(checkpoint, encoder) -> list[np.ndarray]:
+    from lmao.encoder import build_tok2vec
+
+    model = build_tok2vec(encoder)
+    model.from_bytes(checkpoint.read_bytes())
+    return [node.get_param(n) for node in model.walk() for n in node.param_names
+            if node.has_param(n)]
