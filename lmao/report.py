@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .experiment import NO_PRETRAINING, PRIMARY_METRIC, Init  # noqa: E402
-from .fileio import InputError, atomic_path, write_text  # noqa: E402
+from .fileio import InputError, atomic_path, write_json, write_text  # noqa: E402
 
 COLUMNS = ["task", "task_type", "pretrain_run", "words", "sample", "seed", "epoch",
            "metric", "value"]
@@ -117,8 +117,28 @@ def learning_curves(table: pd.DataFrame, path: str | Path) -> None:
     plt.close(fig)
 
 
+def summary_metrics(table: pd.DataFrame) -> dict:
+    """{task: {init label: mean best-epoch dev score}} for `dvc metrics show`."""
+    best = best_per_run(table)
+    metrics: dict = {}
+    for (task, run, words), group in best.groupby(["task", "pretrain_run", "words"]):
+        metrics.setdefault(task, {})[Init(run, int(words)).label] = round(
+            float(group["value"].mean()), 6)
+    return metrics
+
+
+def curve_points(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean dev score per task, init and epoch on the primary metric (for `dvc plots`)."""
+    primary = table[table["metric"] == table["task_type"].map(PRIMARY_METRIC)]
+    points = primary.groupby(["task", "pretrain_run", "words", "epoch"], as_index=False)[
+        "value"].mean()
+    points["init"] = [Init(r, int(w)).label
+                      for r, w in zip(points["pretrain_run"], points["words"], strict=True)]
+    return points[["task", "init", "epoch", "value"]]
+
+
 def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.DataFrame:
-    """scores.csv, table.md and learning_curve.png from fine-tuning logs."""
+    """scores.csv, table.md, learning_curve.png, metrics.json and curves.csv from logs."""
     out_dir = Path(out_dir)
     table = collect_scores(score_logs)
     if table.empty:
@@ -126,6 +146,9 @@ def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.Da
     write_scores(table, out_dir / "scores.csv")
     write_text(out_dir / "table.md", markdown_tables(table) + "\n" + comparison_markdown(table))
     learning_curves(table, out_dir / "learning_curve.png")
+    write_json(out_dir / "metrics.json", summary_metrics(table))
+    with atomic_path(out_dir / "curves.csv") as tmp:
+        curve_points(table).to_csv(tmp, index=False)
     return table
 
 

@@ -71,4 +71,5 @@ def finetune_logs():
 
 
 def report_outputs():
-    return [f"{RESULTS}/{name}" for name in ("scores.csv", "table.md", "learning_curve.png")]
+    names = ("scores.csv", "table.md", "learning_curve.png", "metrics.json", "curves.csv")
+    return [f"{RESULTS}/{name}" for name in names]

@@ -9,6 +9,8 @@ rule report:
         table=report(f"{RESULTS}/table.md", caption="../report/table.rst", category="Results"),
         curve=report(f"{RESULTS}/learning_curve.png", caption="../report/learning_curve.rst",
                      category="Results"),
+        metrics=f"{RESULTS}/metrics.json",
+        points=f"{RESULTS}/curves.csv",
     log:
         f"{LOGS}/report.log",
     conda:

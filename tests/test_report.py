@@ -93,3 +93,16 @@ def test_paired_comparison_finds_a_known_difference_and_none_where_there_is_none
     assert same["verdict"] == "no detectable difference"
     text = comparison_markdown(collect_scores(logs))
     assert "| polarity | lmao 1k | 5 | +3.08 |" in text
+
+
+def test_metrics_and_curve_points_for_dvc(logs, tmp_path):
+    import json
+
+    build_report(logs, tmp_path / "out")
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["polarity"]["no pre-training"] == pytest.approx(0.70)  # best epochs .6, .8
+    assert metrics["polarity"]["lmao 100k"] == pytest.approx(0.85)
+    points = pd.read_csv(tmp_path / "out" / "curves.csv")
+    assert len(points) == 3 * 3  # 3 inits × 3 epochs
+    row = points[(points["init"] == "lmao 100k") & (points["epoch"] == 3)]
+    assert row["value"].iloc[0] == pytest.approx(0.85)
