@@ -11,6 +11,16 @@ RESULTS = f"results/{EXPERIMENT.name}"
 LOGS = f"logs/{EXPERIMENT.name}"
 
 
+# Every input below is produced by another rule and marked ancient(): a file's timestamp
+# alone never triggers a rerun, because `dvc checkout` restores results with new
+# timestamps in no particular order. Changes still propagate through Snakemake's code,
+# params and input-set triggers, and through any upstream job that reruns.
+
+
+def ancient_all(inputs):
+    return {name: ancient(path) for name, path in inputs.items()}
+
+
 def store_dir(corpus):
     return f"{RESULTS}/corpora/{corpus}"
 
@@ -35,16 +45,16 @@ def pretrain_inputs(wildcards):
     previous = EXPERIMENT.previous_checkpoint(wildcards.run, int(wildcards.words))
     if previous is not None:
         inputs["previous_state"] = f"{RESULTS}/pretrain/{wildcards.run}/words-{previous}.state"
-    return inputs
+    return ancient_all(inputs)
 
 
 def vector_source_inputs(wildcards):
     spec = config["vectors"][wildcards.table]
-    return {"store": store_dir(spec["train"]["corpus"])} if "train" in spec else {}
+    return ancient_all({"store": store_dir(spec["train"]["corpus"])} if "train" in spec else {})
 
 
 def parser_task(wildcards):
-    return f"{RESULTS}/tasks/{config['parsers'][wildcards.parser]['task']}"
+    return ancient(f"{RESULTS}/tasks/{config['parsers'][wildcards.parser]['task']}")
 
 
 def finetune_inputs(wildcards):
@@ -55,14 +65,16 @@ def finetune_inputs(wildcards):
     table = EXPERIMENT.input_vectors(wildcards.run)
     if table is not None:
         inputs["vectors"] = vectors_dir(table)
-    return inputs
+    return ancient_all(inputs)
 
 
 def finetune_logs():
     """Every fine-tuning log the config asks for: task × init × sample × seed (each its own
     job, so a cluster runs them side by side)."""
     return [
-        f"{RESULTS}/finetune/{task}/{init.run}/words-{init.words}/sample-{sample}/seed-{seed}.jsonl"
+        ancient(
+            f"{RESULTS}/finetune/{task}/{init.run}/words-{init.words}/sample-{sample}/seed-{seed}.jsonl"
+        )
         for task in config["tasks"]
         for init in EXPERIMENT.inits()
         for sample in range(EXPERIMENT.n_samples())

@@ -20,8 +20,8 @@ rule train_parser:
 
 rule parse_corpus:
     input:
-        store=f"{RESULTS}/corpora/{{corpus}}",
-        parser=f"{RESULTS}/parsers/{{parser}}",
+        store=ancient(f"{RESULTS}/corpora/{{corpus}}"),
+        parser=ancient(f"{RESULTS}/parsers/{{parser}}"),
     output:
         parse=directory(f"{RESULTS}/parses/{{corpus}}/{{parser}}"),
     log:
