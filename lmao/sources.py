@@ -79,6 +79,11 @@ def iter_texts(source: dict) -> Iterator[str]:
         yield from text_lines(source["path"])
     elif kind == "jsonl":
         yield from jsonl_texts(source["path"], source.get("field", "text"))
+    elif kind == "reddit":
+        from .reddit import reddit_comments
+
+        yield from reddit_comments(source["path"], source.get("subreddits"),
+                                   source.get("max_words"))
     else:
         raise ValueError(f"unknown text source type {kind!r}")
 
