@@ -29,7 +29,7 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
 
     sources = _experiment(args).config["corpora"][args.corpus]["sources"]
     meta = build_store(chain.from_iterable(iter_texts(s) for s in sources), args.out,
-                       provenance={"sources": sources})
+                       n_process=args.n_process, provenance={"sources": sources})
     print(json.dumps(meta, indent=2))
 
 
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("check-config", cmd_check_config, "validate a config and summarise the grid")
     p = command("tokenize", cmd_tokenize, "tokenize a configured corpus into a token store")
     p.add_argument("corpus")
+    p.add_argument("--n-process", type=int, default=1, help="tokenizer processes")
     p.add_argument("--out", required=True, type=Path)
     p = command("vectors", cmd_vectors, "train floret vectors or import GloVe text",
                 config=False)

@@ -13,9 +13,11 @@ gathers features and target vectors per type id, so no `Doc` is needed per token
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +30,48 @@ TOKENS_DTYPE = np.dtype("<u4")
 STARTS_DTYPE = np.dtype("<u8")
 
 
+_TOKENIZERS: dict[str, object] = {}
+
+
+def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def tokenize_chunk(args: tuple[str, list[str]]) -> list[list[str]]:
+    """The non-whitespace tokens of each text (runs in worker processes too)."""
+    lang, texts = args
+    tokenizer = _TOKENIZERS.get(lang)
+    if tokenizer is None:
+        tokenizer = _TOKENIZERS[lang] = spacy.blank(lang).tokenizer
+    return [[t.text for t in doc if not t.is_space] for doc in tokenizer.pipe(texts)]
+
+
+def tokenized(texts: Iterable[str], lang: str, n_process: int,
+              chunk_size: int = 500) -> Iterator[list[str]]:
+    """Token lists in input order; with `n_process` > 1, tokenized by a pool of workers."""
+    chunks = ((lang, chunk) for chunk in batched(texts, chunk_size))
+    if n_process <= 1:
+        for chunk in chunks:
+            yield from tokenize_chunk(chunk)
+        return
+    with multiprocessing.get_context("spawn").Pool(n_process) as pool:
+        for result in pool.imap(tokenize_chunk, chunks):
+            yield from result
+
+
 def build_store(
     texts: Iterable[str],
     out_dir: str | Path,
     lang: str = "en",
-    batch_size: int = 256,
+    n_process: int = 1,
     provenance: dict | None = None,
 ) -> dict:
-    """Tokenize `texts` with spaCy's tokenizer into a store at `out_dir`; return its meta."""
-    tokenizer = spacy.blank(lang).tokenizer
+    """Tokenize `texts` with spaCy's tokenizer into a store at `out_dir`; return its meta.
+
+    The store is the same whatever `n_process` is: workers tokenize chunks, and this
+    process assigns type ids in input order."""
     type_ids: dict[str, int] = {}
     types: list[str] = []
     n_words = 0
@@ -48,12 +83,9 @@ def build_store(
             open(tmp / "doc_starts.u64", "wb") as starts,
         ):
             progress = tqdm(desc="tokenize", unit=" words", unit_scale=True, mininterval=2)
-            for doc in tokenizer.pipe(texts, batch_size=batch_size):
+            for tokens in tokenized(texts, lang, n_process):
                 ids = []
-                for token in doc:
-                    if token.is_space:
-                        continue
-                    text = token.text
+                for text in tokens:
                     type_id = type_ids.get(text)
                     if type_id is None:
                         type_id = type_ids[text] = len(types)

@@ -6,6 +6,7 @@ rule tokenize_corpus:
         store=directory(f"{RESULTS}/corpora/{{corpus}}"),
     params:
         sources=lambda wildcards: config["corpora"][wildcards.corpus]["sources"],
+    threads: 2  # tokenizer processes
     log:
         f"{LOGS}/tokenize/{{corpus}}.log",
     conda:

@@ -35,3 +35,13 @@ def test_store_uses_four_bytes_per_token(lee_store):
     assert store.n_words > 50_000
     assert (lee_store / "tokens.u32").stat().st_size == 4 * store.n_words
     assert np.asarray(store.tokens).max() < len(store.types)
+
+
+def test_parallel_tokenization_writes_the_same_store(tmp_path):
+    from lmao.sources import iter_texts
+
+    texts = list(iter_texts({"type": "gensim_lee"}))
+    build_store(texts, tmp_path / "one", n_process=1)
+    build_store(texts, tmp_path / "two", n_process=2)
+    for name in ("tokens.u32", "doc_starts.u64", "types.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()

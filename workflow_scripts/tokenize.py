@@ -10,4 +10,4 @@ sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
 sources = sm.params.sources
 build_store(chain.from_iterable(iter_texts(s) for s in sources), sm.output.store,
-            provenance={"sources": sources})
+            n_process=sm.threads, provenance={"sources": sources})
