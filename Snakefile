@@ -44,3 +44,9 @@ rule all:
     input:
         report_outputs(),
     default_target: True
+
+
+# `snakemake data`: every corpus store, vector table and task split, nothing trained.
+rule data:
+    input:
+        data_outputs(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import spacy
 from spacy.tokens import Doc, DocBin
 from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
 
-from .fileio import InputError, atomic_dir, write_json
+from .fileio import InputError, atomic_dir, read_jsonl, write_json
 from .sources import (
     LabelledText,
     ParsedSentence,
@@ -95,18 +96,55 @@ def build_textcat_task(task: dict, out_dir: str | Path) -> dict:
     return _write_docbins(docs, Path(out_dir), meta)
 
 
-def _read_splits(task: dict, read, make_doc) -> dict[str, list[Doc]]:  # noqa: ANN001
-    """Docs of each split from its own file, the first `limits[split]` items of it."""
+def _read_splits(task: dict, read_docs) -> dict[str, list[Doc]]:  # noqa: ANN001
+    """Docs of each split from its own file, the first `limits[split]` of them."""
     source, limits = task["source"], task.get("limits", {})
-    vocab = spacy.blank("en").vocab
-    return {name: [make_doc(vocab, item) for item in islice(read(source[name]), limits.get(name))]
+    nlp = spacy.blank("en")
+    return {name: list(islice(read_docs(source[name], nlp), limits.get(name)))
             for name in SPLITS}
 
 
+def jsonl_span_docs(path: str | Path, nlp) -> Iterator[Doc]:  # noqa: ANN001
+    """JSON lines `{"text": ..., "spans": [{"start": 0, "end": 5, "label": "PER"}, ...]}`
+    (character offsets; "entities" is accepted for "spans"), tokenized by spaCy."""
+    for line_no, obj in read_jsonl(path):
+        text = obj.get("text")
+        spans = obj.get("spans", obj.get("entities", []))
+        if not isinstance(text, str) or not isinstance(spans, list):
+            raise InputError(path, line_no, "expected a string 'text' and a list 'spans'")
+        doc = nlp.make_doc(text)
+        ents = []
+        for span in spans:
+            try:
+                ent = doc.char_span(int(span["start"]), int(span["end"]), label=span["label"])
+            except (KeyError, TypeError, ValueError) as err:
+                raise InputError(path, line_no, f"a span needs start, end, label ({err})") from err
+            if ent is None:
+                raise InputError(path, line_no, f"span {span['start']}:{span['end']} "
+                                 f"({text[span['start']:span['end']]!r}) is not on token edges")
+            ents.append(ent)
+        try:
+            doc.ents = ents
+        except ValueError as err:
+            raise InputError(path, line_no, f"overlapping spans ({err})") from err
+        yield doc
+
+
+def ner_docs(path: str | Path, fmt: str, nlp) -> Iterator[Doc]:  # noqa: ANN001
+    """Docs with gold entities from a file in one of the NER formats."""
+    if fmt == "jsonl_spans":
+        yield from jsonl_span_docs(path, nlp)
+    elif fmt == "docbin":
+        yield from DocBin().from_disk(path).get_docs(nlp.vocab)
+    else:
+        yield from (ner_doc(nlp.vocab, s) for s in ner_sentences(path, fmt))
+
+
 def build_ner_task(task: dict, out_dir: str | Path) -> dict:
-    """Write DocBins for an NER task from per-split CoNLL-style files."""
+    """Write DocBins for an NER task from per-split files (CoNLL-2003, WNUT-17, JSON lines
+    with character spans, or spaCy DocBins)."""
     fmt = task["source"]["format"]
-    docs = _read_splits(task, lambda path: ner_sentences(path, fmt), ner_doc)
+    docs = _read_splits(task, lambda path, nlp: ner_docs(path, fmt, nlp))
     labels = sorted({ent.label_ for split in docs.values() for doc in split for ent in doc.ents})
     return _write_docbins(docs, Path(out_dir), {"type": "ner", "labels": labels})
 
@@ -121,7 +159,8 @@ def ud_doc(vocab, sentence: ParsedSentence) -> Doc:
 
 def build_ud_task(task: dict, out_dir: str | Path) -> dict:
     """Write DocBins for a tagging + parsing task from CoNLL-U files."""
-    docs = _read_splits(task, conllu_sentences, ud_doc)
+    docs = _read_splits(task, lambda path, nlp: (ud_doc(nlp.vocab, s)
+                                                 for s in conllu_sentences(path)))
     labels = sorted({t.dep_ for split in docs.values() for doc in split for t in doc})
     return _write_docbins(docs, Path(out_dir), {"type": "ud", "labels": labels})
 

@@ -11,8 +11,8 @@ RESULTS = f"results/{EXPERIMENT.name}"
 LOGS = f"logs/{EXPERIMENT.name}"
 
 
-# Every input below is produced by another rule and marked ancient(): a file's timestamp
-# alone never triggers a rerun, because `dvc checkout` restores results with new
+# The inputs built here are all products of the workflow and are marked ancient(), so a
+# timestamp alone never triggers a rerun, because `dvc checkout` restores results with new
 # timestamps in no particular order. Changes still propagate through Snakemake's code,
 # params and input-set triggers, and through any upstream job that reruns.
 
@@ -80,6 +80,14 @@ def finetune_logs():
         for sample in range(EXPERIMENT.n_samples())
         for seed in config["finetune"]["seeds"]
     ]
+
+
+def data_outputs():
+    return (
+        [store_dir(corpus) for corpus in config["corpora"]]
+        + [vectors_dir(table) for table in config["vectors"]]
+        + [f"{RESULTS}/tasks/{task}" for task in config["tasks"]]
+    )
 
 
 def report_outputs():

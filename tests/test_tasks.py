@@ -42,3 +42,37 @@ def test_ud_task_keeps_gold_trees(tmp_path):
     assert [t.text for t in first] == ["From", "the", "AP", "comes", "this", "story", ":"]
     assert [t.head.i for t in first] == [2, 2, 3, 3, 5, 3, 3]
     assert first[3].dep_ == "ROOT" and first[0].pos_ == "ADP"
+
+
+def test_ner_from_jsonl_spans_and_docbins(tmp_path):
+    import json
+
+    import pytest
+
+    from lmao.fileio import InputError
+
+    lines = [{"text": "Ada Lovelace met Babbage in London.",
+              "spans": [{"start": 0, "end": 12, "label": "PER"},
+                        {"start": 17, "end": 24, "label": "PER"},
+                        {"start": 28, "end": 34, "label": "LOC"}]},
+             {"text": "Nothing here.", "spans": []}]
+    path = tmp_path / "ner.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    task = {"type": "ner", "source": {"format": "jsonl_spans", "train": str(path),
+                                      "dev": str(path), "test": str(path)}}
+    meta = build_task(task, tmp_path / "from_jsonl")
+    assert meta["labels"] == ["LOC", "PER"] and meta["sizes"]["train"] == 2
+    docbin_task = {"type": "ner", "source": {"format": "docbin", **{
+        split: str(tmp_path / "from_jsonl" / "train.spacy") for split in ("train", "dev", "test")}}}
+    build_task(docbin_task, tmp_path / "from_docbin")
+    [doc, _] = DocBin().from_disk(tmp_path / "from_docbin" / "dev.spacy").get_docs(
+        spacy.blank("en").vocab)
+    assert [(e.text, e.label_) for e in doc.ents] == [
+        ("Ada Lovelace", "PER"), ("Babbage", "PER"), ("London", "LOC")]
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "Ada Lovelace", "spans": [
+        {"start": 0, "end": 2, "label": "PER"}]}) + "\n")
+    task["source"]["train"] = str(bad)
+    with pytest.raises(InputError, match=r"bad\.jsonl:1: span 0:2 \('Ad'\) is not on token"):
+        build_task(task, tmp_path / "bad")
