@@ -56,7 +56,11 @@ def tokenized(texts: Iterable[str], lang: str, n_process: int,
         for chunk in chunks:
             yield from tokenize_chunk(chunk)
         return
-    with multiprocessing.get_context("spawn").Pool(n_process) as pool:
+    # fork, not spawn: spawned workers re-run the main script, which for a Snakemake
+    # `script:` job is a file that only works inside Snakemake
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with context.Pool(n_process) as pool:
         for result in pool.imap(tokenize_chunk, chunks):
             yield from result
 
