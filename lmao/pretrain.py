@@ -568,22 +568,22 @@ def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: l
             continue
         while words < target:
             segments = stream.take(min(settings.batch_words, target - words))
+            lengths = [len(s) for s in segments]
             host_ids = stream.gather(store.tokens, segments)
             host_inputs, trained = masker(host_ids)
             ids = ops.asarray(host_ids)
             if fast is not None:
-                lengths = [len(s) for s in segments]
                 encoded, bp_encoded = fast.begin_update(features(ops.asarray(host_inputs)), lengths)
                 prediction, backprop = head.begin_update(encoded)
             else:
-                splits = np.split(host_inputs, np.cumsum([len(s) for s in segments])[:-1])
+                splits = np.split(host_inputs, np.cumsum(lengths)[:-1])
                 docs = [Doc(vocab, words=[input_types[i] for i in seg]) for seg in splits]
                 prediction, backprop = model.begin_update(docs)
             heads = None if parse is None else ops.asarray(stream.gather(parse, segments))
-            d_pred, token_loss, known = objective(ids, [len(s) for s in segments], prediction,
-                                                  heads)
+            d_pred, token_loss, known = objective(ids, lengths, prediction, heads)
             if trained is not None:
-                d_pred *= ops.asarray(trained)
+                trained = ops.asarray(trained)
+                d_pred *= trained
             d_encoded = backprop(d_pred)
             if fast is not None:
                 bp_encoded(d_encoded)
@@ -592,8 +592,8 @@ def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: l
             loss_sum += float(token_loss.sum())
             known_words += int(known.sum())
             if trained is not None:
-                trained_loss += float((token_loss * ops.asarray(trained[:, 0])).sum())
-                trained_words += int((known * ops.asarray(trained[:, 0])).sum())
+                trained_loss += float((token_loss * trained[:, 0]).sum())
+                trained_words += int((known * trained[:, 0]).sum())
             bar.update(len(ids))
             if words >= next_log or words == target:
                 elapsed = time.perf_counter() - started
