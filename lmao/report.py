@@ -223,8 +223,10 @@ def comparison_markdown(table: pd.DataFrame) -> str:
     best = best_per_run(table)
     lines = ["## Best epoch per run: mean ± std over seeds (n runs), dev, %", "",
              "| task | init | mean ± std | n |", "| --- | --- | --- | --- |"]
-    for (task, run, words), group in best.groupby(["task", "pretrain_run", "words"],
-                                                  sort=False):
+    order = {pair: i for i, pair in enumerate(_init_order(best))}
+    groups = sorted(best.groupby(["task", "pretrain_run", "words"]),
+                    key=lambda item: (item[0][0], order[(item[0][1], int(item[0][2]))]))
+    for (task, run, words), group in groups:
         values = group["value"] * 100
         std = values.std(ddof=1) if len(values) > 1 else float("nan")
         lines.append(f"| {task} | {Init(run, int(words)).label} | {values.mean():.1f} ± "
