@@ -14,63 +14,61 @@ BILSTM = {**CNN, "architecture": "bilstm", "max_length": 60}
 CNN_VECTORS = {**CNN, "include_static_vectors": True}
 
 
-def tok2vec_params(nlp) -> list[np.ndarray]:
-    model = nlp.get_pipe("tok2vec").model
+def params(model) -> list[np.ndarray]:
     return [node.get_param(name).copy() for node in model.walk() for name in node.param_names
             if node.has_param(name)]
+
+
+def checkpoint_and_task(store, vectors, out, encoder_spec, objective="own_word", n_train=20):
+    """A checkpoint pre-trained on the Lee corpus, and a small polarity task."""
+    settings = PretrainSettings.from_dict({"encoder": encoder_spec, "batch_words": 500,
+                                           "hidden_width": 24, "objective": objective})
+    [checkpoint] = pretrain(store, vectors, settings, [2000], out / "pt", progress=False)
+    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
+                "split": {"seed": 0, "n_train": n_train, "n_dev": 10}}, out / "task")
+    return checkpoint, out / "task"
 
 
 @pytest.mark.parametrize(("encoder_spec", "objective"), [
     (CNN, "own_word"), (BILSTM, "next_prev"), (CNN_VECTORS, "trigram")])
 def test_init_tok2vec_loads_the_pretrained_weights(lee_store, lee_vectors, tmp_path,
                                                    encoder_spec, objective):
-    settings = PretrainSettings.from_dict({"encoder": encoder_spec, "batch_words": 500,
-                                           "hidden_width": 24, "objective": objective})
-    [checkpoint] = pretrain(lee_store, lee_vectors, settings, [2000], tmp_path / "pt",
-                            progress=False)
-    task_dir = tmp_path / "task"
-    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
-                "split": {"seed": 0, "n_train": 20, "n_dev": 10}}, task_dir)
+    checkpoint, task_dir = checkpoint_and_task(lee_store, lee_vectors, tmp_path, encoder_spec,
+                                               objective)
     encoder = EncoderSettings.from_dict(encoder_spec)
-
     vectors = lee_vectors if encoder.include_static_vectors else None
     loaded = init_nlp(training_config("textcat", task_dir, encoder, {}, 0, checkpoint, vectors))
     fresh = init_nlp(training_config("textcat", task_dir, encoder, {}, 0, None, vectors))
 
     reference = loaded.get_pipe("tok2vec").model.copy()
     reference.from_bytes(checkpoint.read_bytes())
-    expected = [node.get_param(n) for node in reference.walk() for n in node.param_names
-                if node.has_param(n)]
-    got, baseline = tok2vec_params(loaded), tok2vec_params(fresh)
+    expected = params(reference)
+    got, baseline = (params(nlp.get_pipe("tok2vec").model) for nlp in (loaded, fresh))
     assert len(got) == len(expected) > 0
     assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(got, baseline, strict=True))
 
 
 def test_a_frozen_encoder_keeps_its_pretrained_weights(lee_store, lee_vectors, tmp_path):
+    import spacy
+
+    from lmao.encoder import build_tok2vec
     from lmao.finetune import finetune
 
-    settings = PretrainSettings.from_dict({"encoder": CNN, "batch_words": 500,
-                                           "hidden_width": 24})
-    [checkpoint] = pretrain(lee_store, lee_vectors, settings, [1000], tmp_path / "pt",
-                            progress=False)
-    task_dir = tmp_path / "task"
-    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
-                "split": {"seed": 0, "n_train": 40, "n_dev": 20}}, task_dir)
+    checkpoint, task_dir = checkpoint_and_task(lee_store, lee_vectors, tmp_path, CNN,
+                                               n_train=40)
     encoder = EncoderSettings.from_dict(CNN)
 
     def tok2vec_after(hp: dict, name: str) -> list[np.ndarray]:
         finetune("textcat", task_dir, encoder, hp, 0, 1, tmp_path / f"{name}.jsonl",
                  init_tok2vec=checkpoint, best_model_dir=tmp_path / name)
-        import spacy
+        return params(spacy.load(tmp_path / name).get_pipe("tok2vec").model)
 
-        return tok2vec_params(spacy.load(tmp_path / name))
-
-    reference = build_tok2vec_from(checkpoint, encoder)
+    reference = build_tok2vec(encoder).from_bytes(checkpoint.read_bytes())
     frozen = tok2vec_after({"freeze_encoder_epochs": 1}, "frozen")
     trained = tok2vec_after({}, "trained")
-    assert all(np.array_equal(a, b) for a, b in zip(frozen, reference, strict=True))
-    assert not all(np.allclose(a, b) for a, b in zip(trained, reference, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(frozen, params(reference), strict=True))
+    assert not all(np.allclose(a, b) for a, b in zip(trained, params(reference), strict=True))
 
 
 def test_scaled_optimizer_scales_the_step_and_shares_adam_state():
@@ -90,11 +88,3 @@ def test_scaled_optimizer_scales_the_step_and_shares_adam_state():
     assert np.allclose(tenth, full / 10)
     assert adam.nr_update[(1, "W")] == 1
 
-
-def build_tok2vec_from(checkpoint, encoder) -> list[np.ndarray]:
-    from lmao.encoder import build_tok2vec
-
-    model = build_tok2vec(encoder)
-    model.from_bytes(checkpoint.read_bytes())
-    return [node.get_param(n) for node in model.walk() for n in node.param_names
-            if node.has_param(n)]
