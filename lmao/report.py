@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 from .experiment import NO_PRETRAINING, PRIMARY_METRIC, Init  # noqa: E402
 from .fileio import InputError, atomic_path, write_json, write_text  # noqa: E402
 
+MIN_PAIRS = 3  # a bootstrap over fewer paired runs says nothing
 COLUMNS = ["task", "task_type", "pretrain_run", "words", "sample", "seed", "epoch",
            "metric", "value"]
 
@@ -209,8 +210,11 @@ def paired_comparisons(table: pd.DataFrame) -> pd.DataFrame:
         common = scores.index.intersection(baseline.index)
         diffs = scores[common] - baseline[common]
         low, high = bootstrap_interval(diffs)
-        verdict = ("better" if low > 0 else "worse" if high < 0 else
-                   "no detectable difference")
+        if len(diffs) < MIN_PAIRS:
+            verdict = f"too few runs for a verdict (n < {MIN_PAIRS})"
+        else:
+            verdict = ("better" if low > 0 else "worse" if high < 0 else
+                       "no detectable difference")
         rows.append({"task": task, "init": Init(run, int(words)).label, "n": len(diffs),
                      "baseline": baseline[common].mean(), "pretrained": scores[common].mean(),
                      "difference": diffs.mean(), "ci_low": low, "ci_high": high,

@@ -106,3 +106,9 @@ def test_metrics_and_curve_points_for_dvc(logs, tmp_path):
     assert len(points) == 3 * 3  # 3 inits × 3 epochs
     row = points[(points["init"] == "lmao 100k") & (points["epoch"] == 3)]
     assert row["value"].iloc[0] == pytest.approx(0.85)
+
+
+def test_two_pairs_get_no_verdict(logs):
+    comparisons = paired_comparisons(collect_scores(logs)).set_index("init")
+    assert comparisons.loc["lmao 100k", "n"] == 2
+    assert comparisons.loc["lmao 100k", "verdict"].startswith("too few runs")
