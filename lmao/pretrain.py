@@ -119,7 +119,6 @@ class WordStream:
         self.shuffle = shuffle
         self.max_doc_length = max_doc_length
         self.max_epochs = max_epochs
-        self.words_read = 0
         self._segments = self._iter_segments()
         self._pending: range | None = None
 
@@ -150,8 +149,6 @@ class WordStream:
                 seg, self._pending = seg[:need], seg[need:]
             batch.append(seg)
             need -= len(seg)
-        taken = n_words - need
-        self.words_read += taken
         return batch
 
     def skip(self, n_words: int) -> None:
