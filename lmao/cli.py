@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .experiment import ConfigError, Experiment, load_config
 from .fileio import InputError
+from .pretrain import Preempted
 
 
 def _experiment(args: argparse.Namespace) -> Experiment:
@@ -150,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, InputError, FileNotFoundError) as err:
         print(f"lmao {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Preempted as stopped:
+        print(f"lmao {args.command}: {stopped}", file=sys.stderr)
+        return 128 + stopped.signum
     return 0
 
 

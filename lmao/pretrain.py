@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import pickle
 import random
+import signal
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -449,6 +452,38 @@ def _truncate_log(path: Path, words: int) -> None:
 # ---------------------------------------------------------------- the loop
 
 
+class Preempted(RuntimeError):
+    """A stop signal arrived; the state at `words` is saved and a rerun continues from it."""
+
+    def __init__(self, signum: int, words: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name} after {words:,} words; "
+                         "the state is saved, rerun to continue")
+        self.signum, self.words = signum, words
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # a scheduler's pre-emption, Ctrl-C
+
+
+@contextmanager
+def _stop_requests() -> Iterator[list[int]]:
+    """Turn SIGTERM/SIGINT into a request the loop honours after the current batch.
+
+    SLURM sends SIGTERM on pre-emption or `scancel` and SIGKILL only after KillWait
+    (30 s by default): ample time to finish a batch and save, so no work is lost.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum))
+                for s in STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def pretrain(
     store_dir: str | Path,
     vectors_dir: str | Path,
@@ -480,8 +515,9 @@ def pretrain(
     inputs = PretrainInputs(Path(store_dir), Path(vectors_dir),
                             Path(input_vectors_dir) if input_vectors_dir else None,
                             Path(parse_dir) if parse_dir else None)
-    with using_ops(ops):
-        return _pretrain(inputs, settings, checkpoints, RunPaths(Path(out_dir)), progress, ops)
+    with using_ops(ops), _stop_requests() as stop:
+        return _pretrain(inputs, settings, checkpoints, RunPaths(Path(out_dir)), progress, ops,
+                         stop)
 
 
 @dataclass(frozen=True)
@@ -493,7 +529,7 @@ class PretrainInputs:
 
 
 def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: list[int],
-              paths: RunPaths, progress: bool, ops: Ops) -> list[Path]:
+              paths: RunPaths, progress: bool, ops: Ops, stop: list[int]) -> list[Path]:
     store = TokenStore(inputs.store)
     vectors_dir, input_vectors_dir = inputs.vectors, inputs.input_vectors
     targets = load_table(vectors_dir)
@@ -607,12 +643,18 @@ def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: l
                 loss_sum, known_words, interval_start = 0.0, 0, words
                 trained_loss, trained_words = 0.0, 0
                 next_log = words + settings.log_every_words
-            if words >= next_save and words < target:
+            if (words >= next_save or stop) and words < target:
                 _save_state(paths.partial_state, model, optimizer, words, generators)
                 next_save = words + settings.save_every_words
+            if stop and words < target:
+                bar.close()
+                raise Preempted(stop[0], words)
         with model.use_params(optimizer.averages):  # spaCy saves averaged weights too
             write_bytes(paths.checkpoint(target), tok2vec.to_bytes())
         _save_state(paths.state(target), model, optimizer, words, generators)
+        if stop and target != checkpoints[-1]:
+            bar.close()
+            raise Preempted(stop[0], words)
     bar.close()
     paths.partial_state.unlink(missing_ok=True)
     return [paths.checkpoint(n) for n in checkpoints]

@@ -1,4 +1,6 @@
 import json
+import pickle
+import signal
 import subprocess
 import sys
 import time
@@ -56,33 +58,75 @@ def test_resuming_from_a_checkpoint_is_bit_identical(lee_store, lee_vectors, tmp
     assert resumed[1].read_bytes() == straight[1].read_bytes()
 
 
-def test_kill_minus_nine_then_resume_is_bit_identical(lee_store, lee_vectors, tmp_path):
-    kwargs = {"save_every_words": 700, "batch_words": 350}
-    straight = pretrain(lee_store, lee_vectors, settings(**kwargs), [6000], tmp_path / "a",
-                        progress=False)
-    out = tmp_path / "b"
+def start_pretraining_child(store, vectors, out, save_every_words: int) -> subprocess.Popen:
+    """The kill tests' victim: a separate process pre-training to 6,000 words."""
     script = (
-        "from lmao.pretrain import pretrain, PretrainSettings\n"
+        "import sys\n"
+        "from lmao.pretrain import pretrain, PretrainSettings, Preempted\n"
         f"s = PretrainSettings.from_dict({{'encoder': {TINY!r}, 'batch_words': 350, "
-        "'hidden_width': 24, 'log_every_words': 1000, 'save_every_words': 700})\n"
-        f"pretrain({str(lee_store)!r}, {str(lee_vectors)!r}, s, [6000], {str(out)!r}, "
+        f"'hidden_width': 24, 'log_every_words': 1000, 'save_every_words': {save_every_words}}})\n"
+        "try:\n"
+        f"    pretrain({str(store)!r}, {str(vectors)!r}, s, [6000], {str(out)!r}, "
         "progress=False)\n"
+        "except Preempted as stopped:\n"
+        "    sys.exit(128 + stopped.signum)\n"
     )
-    child = subprocess.Popen([sys.executable, "-c", script])
+    return subprocess.Popen([sys.executable, "-c", script])
+
+
+def wait_for(path, child: subprocess.Popen, what: str) -> None:
     deadline = time.time() + 120
-    while not (out / "partial.state").exists() and child.poll() is None:
+    while not path.exists() and child.poll() is None:
         if time.time() > deadline:
             child.kill()
-            pytest.fail("no periodic state was written")
+            pytest.fail(f"no {what} was written")
         time.sleep(0.05)
+
+
+def assert_resumes_bit_identically(store, vectors, out, straight) -> None:
+    resumed = pretrain(store, vectors, settings(save_every_words=700, batch_words=350), [6000],
+                       out, progress=False)
+    assert resumed[0].read_bytes() == straight[0].read_bytes()
+    words = [json.loads(line)["words"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert words == sorted(set(words)), "log lines repeated after the resume"
+
+
+@pytest.fixture(scope="module")
+def straight_6000(lee_store, lee_vectors, tmp_path_factory) -> list:
+    """The uninterrupted run the kill tests must reproduce."""
+    return pretrain(lee_store, lee_vectors, settings(save_every_words=700, batch_words=350),
+                    [6000], tmp_path_factory.mktemp("straight"), progress=False)
+
+
+def test_kill_minus_nine_then_resume_is_bit_identical(lee_store, lee_vectors, tmp_path,
+                                                      straight_6000):
+    out = tmp_path / "killed"
+    child = start_pretraining_child(lee_store, lee_vectors, out, save_every_words=700)
+    wait_for(out / "partial.state", child, "periodic state")
     child.kill()  # SIGKILL: no chance to clean up
     child.wait()
     if (out / "words-6000.bin").exists():
         pytest.skip("the child finished before it could be killed")
-    resumed = pretrain(lee_store, lee_vectors, settings(**kwargs), [6000], out, progress=False)
-    assert resumed[0].read_bytes() == straight[0].read_bytes()
-    words = [json.loads(line)["words"] for line in (out / "log.jsonl").read_text().splitlines()]
-    assert words == sorted(set(words)), "log lines repeated after the resume"
+    assert_resumes_bit_identically(lee_store, lee_vectors, out, straight_6000)
+
+
+def test_sigterm_saves_the_state_then_resume_is_bit_identical(lee_store, lee_vectors, tmp_path,
+                                                             straight_6000):
+    """A scheduler's pre-emption: SIGTERM mid-run saves the state at once (no periodic save
+    would have happened before 6,000 words) and exits 143; the rerun loses no word."""
+    out = tmp_path / "preempted"
+    child = start_pretraining_child(lee_store, lee_vectors, out, save_every_words=10**9)
+    wait_for(out / "log.jsonl", child, "log")
+    while child.poll() is None and not (out / "log.jsonl").read_text().strip():
+        time.sleep(0.02)  # wait for real progress: the first log line, at 1,000 words
+    child.send_signal(signal.SIGTERM)
+    returncode = child.wait()
+    if (out / "words-6000.bin").exists():
+        pytest.skip("the child finished before it could be stopped")
+    assert returncode == 128 + signal.SIGTERM
+    state = pickle.loads((out / "partial.state").read_bytes())
+    assert 1000 <= state["words"] < 6000
+    assert_resumes_bit_identically(lee_store, lee_vectors, out, straight_6000)
 
 
 def test_checkpoint_is_spacy_tok2vec_bytes(lee_store, lee_vectors, tmp_path):
