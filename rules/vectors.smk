@@ -8,7 +8,7 @@ rule vectors:
         table=directory(f"{RESULTS}/vectors/{{table}}"),
     params:
         spec=lambda wildcards: config["vectors"][wildcards.table],
-    threads: 2
+    threads: lambda wildcards: config["vectors"][wildcards.table].get("train", {}).get("threads", 1)
     log:
         f"{LOGS}/vectors/{{table}}.log",
     conda:

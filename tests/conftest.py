@@ -1,11 +1,15 @@
-"""Shared fixtures: the real data sets in ../shared/data, and small stores built from them."""
+"""Shared fixtures: the real data sets in ../shared/data, small stores built from them, and
+the tiny test config run end to end (shared by the workflow and SLURM tests)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LMAO_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -39,3 +43,59 @@ def lee_vectors(tmp_path_factory, lee_store) -> Path:
     out = tmp_path_factory.mktemp("vectors") / "lee"
     train_floret_table(TokenStore(lee_store), out, dim=16, epochs=1, min_count=2, threads=1)
     return out
+
+
+# ---------------------------------------------------------------- the workflow
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def run(args: list[str], cwd: Path, timeout: int = 600,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                            env=env)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def snakemake(config_path: Path, *extra: str, timeout: int = 600):
+    return run([*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory",
+                str(config_path.parent), "--configfile", str(config_path), *extra],
+               cwd=config_path.parent, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def test_config(tmp_path_factory) -> tuple[Path, dict]:
+    """config/test.yaml with data paths made absolute; without ../shared, the branches that
+    need it (NER, UD, the parser and the head objective) are left out."""
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    for task, folder in (("wnut17", "wnut17"), ("ud_ewt", "ud_english_ewt")):
+        source = config["tasks"][task]["source"]
+        if (SHARED_DATA / folder).exists():
+            for split in ("train", "dev", "test"):
+                source[split] = str(SHARED_DATA / folder / Path(source[split]).name)
+        else:
+            del config["tasks"][task]
+    if "ud_ewt" not in config["tasks"]:
+        del config["parsers"]
+        config["pretrain"] = {k: v for k, v in config["pretrain"].items() if "parser" not in v}
+    workdir = tmp_path_factory.mktemp("workflow")
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, config
+
+
+def inits(config: dict) -> set[tuple[str, int]]:
+    """Every (pre-training run, words) a fine-tuning run starts from, baseline included."""
+    return {("none", 0)} | {(run, words) for run, spec in config["pretrain"].items()
+                            for words in spec["checkpoints"]}
+
+
+@pytest.fixture(scope="session")
+def finished_run(test_config) -> tuple[Path, dict]:
+    """The tiny test config run end to end, locally, on 2 cores."""
+    path, config = test_config
+    snakemake(path, "--cores", "2")
+    return path.parent / "results" / config["name"], config
+
+

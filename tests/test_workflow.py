@@ -4,51 +4,13 @@ run of the tiny test config whose outputs are read back and checked."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 import yaml
 
-from .conftest import REPO, SHARED_DATA
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-@pytest.fixture(scope="module")
-def test_config(tmp_path_factory) -> tuple[Path, dict]:
-    """config/test.yaml with data paths made absolute; without ../shared, the branches that
-    need it (NER, UD, the parser and the head objective) are left out."""
-    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
-    for task, folder in (("wnut17", "wnut17"), ("ud_ewt", "ud_english_ewt")):
-        source = config["tasks"][task]["source"]
-        if (SHARED_DATA / folder).exists():
-            for split in ("train", "dev", "test"):
-                source[split] = str(SHARED_DATA / folder / Path(source[split]).name)
-        else:
-            del config["tasks"][task]
-    if "ud_ewt" not in config["tasks"]:
-        del config["parsers"]
-        config["pretrain"] = {k: v for k, v in config["pretrain"].items() if "parser" not in v}
-    workdir = tmp_path_factory.mktemp("workflow")
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path, config
-
-
-def snakemake(config_path: Path, *extra: str, timeout: int = 600):
-    return run([*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory",
-                str(config_path.parent), "--configfile", str(config_path), *extra],
-               cwd=config_path.parent, timeout=timeout)
+from .conftest import REPO, SHARED_DATA, SNAKEMAKE, inits, run, snakemake
 
 
 def test_lint_is_clean():
@@ -59,7 +21,7 @@ def test_lint_is_clean():
 def test_dry_run_through_the_slurm_profile(test_config):
     pytest.importorskip("snakemake_executor_plugin_slurm")
     path, config = test_config
-    result = snakemake(path, "--profile", str(REPO / "profiles" / "slurm"), "-n")
+    result = snakemake(path, "--profile", str(REPO / "profiles" / "slurm"), "-n", "--forceall")
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
     n_finetune = len(config["tasks"]) * len(inits(config)) * len(config["finetune"]["seeds"])
     assert int(stats["finetune"]) == n_finetune
@@ -73,24 +35,12 @@ def test_search_samples_are_separate_jobs(test_config, tmp_path):
     other = tmp_path / "config.yaml"
     other.write_text(yaml.safe_dump(searching))
     result = run([*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory",
-                  str(path.parent), "--configfile", str(other), "-n"], cwd=path.parent)
+                  str(path.parent), "--configfile", str(other), "-n", "--forceall"],
+                 cwd=path.parent)
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
     assert int(stats["finetune"]) == 3 * len(config["tasks"]) * len(inits(config)) * len(
         config["finetune"]["seeds"])
     assert "sample-2/seed-" in result.stdout
-
-
-def inits(config: dict) -> set[tuple[str, int]]:
-    """Every (pre-training run, words) a fine-tuning run starts from, baseline included."""
-    return {("none", 0)} | {(run, words) for run, spec in config["pretrain"].items()
-                            for words in spec["checkpoints"]}
-
-
-@pytest.fixture(scope="module")
-def finished_run(test_config) -> tuple[Path, dict]:
-    path, config = test_config
-    snakemake(path, "--cores", "2")
-    return path.parent / "results" / config["name"], config
 
 
 @pytest.mark.slow
