@@ -86,6 +86,11 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 
 stop
+# daemons left by an earlier start (a test run that was killed) hold the ports: the config is
+# ours (checked above), so they are ours too
+pkill -x slurmd || true
+pkill -x slurmctld || true
+for _ in $(seq 50); do pgrep -x 'slurmctld|slurmd' >/dev/null || break; sleep 0.1; done
 slurmctld
 slurmd -N localhost
 for _ in $(seq 100); do
