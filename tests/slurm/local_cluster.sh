@@ -16,6 +16,13 @@ dir=$(realpath -m "${2:?usage: $0 start|stop DIR}")
 conf=/etc/slurm/slurm.conf
 marker="# written by lmao-pipeline's tests/slurm/local_cluster.sh"
 
+wait_for_exit() {
+    for _ in $(seq 100); do
+        pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null || return 0
+        sleep 0.1
+    done
+}
+
 stop() {
     for daemon in slurmd slurmctld; do
         if [[ -f "$dir/$daemon.pid" ]]; then
@@ -23,6 +30,7 @@ stop() {
             rm -f "$dir/$daemon.pid"
         fi
     done
+    wait_for_exit
 }
 
 if [[ $action == stop ]]; then
@@ -90,7 +98,7 @@ stop
 # ours (checked above), so they are ours too
 pkill -x slurmd || true
 pkill -x slurmctld || true
-for _ in $(seq 50); do pgrep -x 'slurmctld|slurmd' >/dev/null || break; sleep 0.1; done
+wait_for_exit
 slurmctld
 slurmd -N localhost
 for _ in $(seq 100); do
