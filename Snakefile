@@ -1,5 +1,5 @@
 # lmao-pipeline: LMAO pre-training of spaCy CNN encoders and what it buys downstream.
-# Read top to bottom: corpora → vectors → pretrain → tasks → finetune → report.
+# Read top to bottom: corpora → vectors → pretrain → tasks → finetune → report (→ decode).
 # Default config: config/config.yaml (the study); the demo: --configfile config/demo.yaml.
 
 from snakemake.utils import min_version, validate
@@ -38,11 +38,13 @@ include: "rules/pretrain.smk"
 include: "rules/tasks.smk"
 include: "rules/finetune.smk"
 include: "rules/report.smk"
+include: "rules/decode.smk"
 
 
 rule all:
     input:
         report_outputs(),
+        decode_outputs(),
     default_target: True
 
 

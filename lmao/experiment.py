@@ -85,6 +85,14 @@ def check_references(config: dict[str, Any]) -> None:
             raise ConfigError(f"pretrain.{name}.parser: no parser named {run['parser']!r}")
         if settings.objective in ("head", "head_word") and "parser" not in run:
             raise ConfigError(f"pretrain.{name}: objective {settings.objective!r} needs a parser")
+    decode = config.get("decode")
+    if decode is not None:
+        if decode["corpus"] not in corpora:
+            raise ConfigError(f"decode.corpus: no corpus named {decode['corpus']!r}")
+        for name, run in config["pretrain"].items():
+            if run["corpus"] == decode["corpus"]:
+                raise ConfigError(f"decode.corpus: {decode['corpus']!r} is the pre-training "
+                                  f"text of pretrain.{name}; decoding needs held-out text")
     for name, parser in config.get("parsers", {}).items():
         task = config["tasks"].get(parser["task"])
         if task is None or task["type"] != "ud":
@@ -141,6 +149,10 @@ class Experiment:
             return table
         spec = self.config["pretrain"][run]
         return spec.get("input_vectors", spec["vectors"])
+
+    def decode_corpus(self) -> str | None:
+        """The held-out corpus checkpoints are decoded on (None: no decoding asked for)."""
+        return (self.config.get("decode") or {}).get("corpus")
 
     def n_samples(self) -> int:
         return n_samples(self.config["finetune"])

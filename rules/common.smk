@@ -93,3 +93,36 @@ def data_outputs():
 def report_outputs():
     names = ("scores.csv", "table.md", "learning_curve.png", "metrics.json", "curves.csv")
     return [f"{RESULTS}/{name}" for name in names]
+
+
+def decode_inputs(wildcards):
+    """A checkpoint's state, its run's target (and input) vectors, the held-out store, and
+    for the head objectives that store's parse by the run's parser."""
+    spec = config["pretrain"][wildcards.run]
+    corpus = EXPERIMENT.decode_corpus()
+    inputs = {
+        "state": f"{RESULTS}/pretrain/{wildcards.run}/words-{wildcards.words}.state",
+        "store": store_dir(corpus),
+        "vectors": vectors_dir(spec["vectors"]),
+    }
+    table = EXPERIMENT.input_vectors(wildcards.run)
+    if table is not None:
+        inputs["input_vectors"] = vectors_dir(table)
+    if "parser" in spec:
+        inputs["parse"] = f"{RESULTS}/parses/{corpus}/{spec['parser']}"
+    return ancient_all(inputs)
+
+
+def decode_evaluations():
+    return [
+        ancient(f"{RESULTS}/decode/{run}/words-{words}.json")
+        for run in config["pretrain"]
+        for words in EXPERIMENT.checkpoints(run)
+    ]
+
+
+def decode_outputs():
+    """The decoding table, when the config asks for one."""
+    if EXPERIMENT.decode_corpus() is None:
+        return []
+    return [f"{RESULTS}/decode/table.md"]

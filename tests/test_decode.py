@@ -39,6 +39,7 @@ from lmao.vectors import load_table, read_glove_text, save_table, type_rows
 from .conftest import REPO, shared_data
 
 TINY = {"width": 32, "depth": 2, "rows": [1000, 200, 500, 500]}
+QUICK = DecodeSettings(max_words=3000, hnsw=HnswParams(M=12, ef_construction=64))
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +186,7 @@ def test_checkpoint_decodes_held_out_words_above_chance(checkpoint, held_out_sto
                                                         english_inputs, tmp_path):
     masking = tiny_settings(mask_prob=0.15)  # evaluate masked inputs too
     evaluation = evaluate_checkpoint(checkpoint / "words-40000.state", masking, held_out_store,
-                                     glove_table, DecodeSettings(max_words=3000))
+                                     glove_table, QUICK)
     assert evaluation["words"] == 40_000
     assert evaluation["held_out_words"] == 3000
     by_inputs = {r["inputs"]: r for r in evaluation["results"]}
@@ -211,7 +212,7 @@ def test_pretraining_as_it_is_learns_more_than_the_mean_vector(lee_store, glove_
                                                                held_out_store, tmp_path):
     pretrain(lee_store, glove_table, tiny_settings(), [40_000], tmp_path, progress=False)
     evaluation = evaluate_checkpoint(tmp_path / "words-40000.state", tiny_settings(),
-                                     held_out_store, glove_table, DecodeSettings(max_words=3000))
+                                     held_out_store, glove_table, QUICK)
     (visible,) = evaluation["results"]
     assert visible["top1"] > 2 * visible["majority_top1"]
 
@@ -230,7 +231,7 @@ def test_evaluation_scores_against_the_own_words(checkpoint, held_out_store, glo
     monkeypatch.setattr(decode, "predict_segments", true_vectors)
     evaluation = evaluate_checkpoint(checkpoint / "words-40000.state", tiny_settings(),
                                      held_out_store, glove_table,
-                                     DecodeSettings(max_words=2000, seed=1))
+                                     DecodeSettings(max_words=2000, seed=1, hnsw=QUICK.hnsw))
     (result,) = evaluation["results"]
     assert result["inputs"] == "visible" and result["top1"] == 1.0
     store = TokenStore(held_out_store)
@@ -251,7 +252,8 @@ def decode_config(tmp_path: Path, corpus: str) -> Path:
 def test_config_decodes_held_out_text_only(tmp_path):
     experiment = Experiment(load_config(decode_config(tmp_path, "wiki")))
     assert experiment.decode_corpus() == "wiki"
-    assert experiment.decode_settings() == DecodeSettings(max_words=1000, hnsw=HnswParams(ef=32))
+    assert DecodeSettings.from_dict(experiment.config["decode"]) == DecodeSettings(
+        max_words=1000, hnsw=HnswParams(ef=32))
     with pytest.raises(ConfigError, match=r"decode\.corpus: 'lee' is the pre-training text"):
         load_config(decode_config(tmp_path, "lee"))
     with pytest.raises(ConfigError, match=r"decode\.corpus: no corpus named 'nope'"):
@@ -268,10 +270,8 @@ def test_workflow_decodes_every_checkpoint_when_asked(tmp_path):
              "--directory", str(tmp_path), *args], capture_output=True, text=True, check=True)
         return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M)}
 
-    asked = dry_run("--configfile", str(config))
+    asked = dry_run("--configfile", str(config))  # `all` has the table only when asked
     assert asked["decode_checkpoint"] == 3  # lmao: 5k and 10k words, lmao_head: 5k
     assert asked["decode_table"] == 1
     assert asked["parse_corpus"] == 2  # the head run's parse of its corpus and of wiki
-    plain = dry_run("--configfile", str(REPO / "config" / "test.yaml"))
-    assert "decode_checkpoint" not in plain and "decode_table" not in plain
 
