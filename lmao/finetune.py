@@ -220,7 +220,8 @@ def finetune(
     labels: dict[str, Any] | None = None,
     best_model_dir: str | Path | None = None,
 ) -> list[dict]:
-    """Train for `epochs` epochs; write one JSON line of dev scores per epoch to `out_path`.
+    """Train for `epochs` epochs; write one JSON line of dev scores per epoch to `out_path`,
+    then, where the task has a test split, one line of the best dev epoch's test scores.
 
     `labels` (task, pretraining run, words, sample, seed...) are copied into every line, so
     each log describes itself and the report needs nothing but the files. With
@@ -247,7 +248,8 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int, epochs: in
     dev = read_examples(nlp, task_dir / "dev.spacy")
     rng = random.Random(seed)
     rows: list[dict] = []
-    best = float("-inf")
+    best, best_epoch, best_weights = float("-inf"), 0, b""
+    test_path = task_dir / "test.spacy"
     with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as out:
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
@@ -260,15 +262,24 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int, epochs: in
                 apply_gradients(nlp, optimizer, encoder_optimizer)
             with nlp.use_params(optimizer.averages):
                 scores = evaluate(task_type, nlp, dev)
-            primary = scores[PRIMARY_METRIC[task_type]]
-            if best_model_dir is not None and primary > best:
-                best = primary
-                with nlp.use_params(optimizer.averages), atomic_dir(best_model_dir) as model_tmp:
-                    nlp.to_disk(model_tmp)
-            row = {**(labels or {}), "epoch": epoch, "scores": scores,
+                primary = scores[PRIMARY_METRIC[task_type]]
+                if primary > best:
+                    best, best_epoch = primary, epoch
+                    if test_path.exists():
+                        best_weights = nlp.to_bytes(exclude=["vocab"])
+                    if best_model_dir is not None:
+                        with atomic_dir(best_model_dir) as model_tmp:
+                            nlp.to_disk(model_tmp)
+            row = {**(labels or {}), "split": "dev", "epoch": epoch, "scores": scores,
                    "losses": {k: float(v) for k, v in losses.items()},
                    "seconds": time.perf_counter() - started}
             out.write(json.dumps(row, sort_keys=True) + "\n")
             out.flush()
+            rows.append(row)
+        if best_weights:  # the best dev epoch, scored once on the held-out test split
+            nlp.from_bytes(best_weights, exclude=["vocab"])
+            row = {**(labels or {}), "split": "test", "epoch": best_epoch,
+                   "scores": evaluate(task_type, nlp, read_examples(nlp, test_path))}
+            out.write(json.dumps(row, sort_keys=True) + "\n")
             rows.append(row)
     return rows

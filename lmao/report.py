@@ -20,26 +20,29 @@ from .experiment import NO_PRETRAINING, PRIMARY_METRIC, Init  # noqa: E402
 from .fileio import InputError, atomic_path, write_json, write_text  # noqa: E402
 
 MIN_PAIRS = 3  # a bootstrap over fewer paired runs says nothing
-COLUMNS = ["task", "task_type", "pretrain_run", "words", "sample", "seed", "epoch",
+COLUMNS = ["task", "task_type", "pretrain_run", "words", "sample", "seed", "split", "epoch",
            "metric", "value"]
 
 
 def collect_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """Read fine-tuning logs (JSON lines, one per epoch, self-describing) into the tidy table."""
+    """Read fine-tuning logs (JSON lines, one per epoch, self-describing) into the tidy table.
+
+    `split` is "dev" for the per-epoch rows and "test" for the one row of the best dev
+    epoch scored on the test split."""
     rows = []
     for path in paths:
         for line_no, line in enumerate(Path(path).read_text().splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-                keys = {k: record[k] for k in COLUMNS[:7]}
+                record = {"split": "dev", **json.loads(line)}
+                keys = {k: record[k] for k in COLUMNS[:8]}
                 scores = record["scores"]
             except (json.JSONDecodeError, KeyError) as err:
                 raise InputError(path, line_no, f"not a fine-tuning score record ({err})") from err
             rows.extend({**keys, "metric": m, "value": float(v)} for m, v in scores.items())
     table = pd.DataFrame(rows, columns=COLUMNS)
-    return table.sort_values(COLUMNS[:8], kind="stable").reset_index(drop=True)
+    return table.sort_values(COLUMNS[:9], kind="stable").reset_index(drop=True)
 
 
 def write_scores(table: pd.DataFrame, path: str | Path) -> None:
@@ -69,7 +72,10 @@ def epoch_table(table: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
 
 
 def markdown_tables(table: pd.DataFrame) -> str:
-    """One study-style table per task on its primary metric (in percent)."""
+    """One study-style table per task on its primary metric (in percent); under a random
+    search, each init's column is its hyper-parameter sample chosen on dev."""
+    searched = table.groupby("task")["sample"].nunique()
+    table = on_chosen_samples(table)
     parts = []
     for task in sorted(table["task"].unique()):
         task_type = table.loc[table["task"] == task, "task_type"].iloc[0]
@@ -77,8 +83,10 @@ def markdown_tables(table: pd.DataFrame) -> str:
         n_seeds = table.loc[table["task"] == task, "seed"].nunique()
         wide = epoch_table(table, task, metric) * 100
         header = ["Epoch", *wide.columns]
+        chosen = (f", the best of {searched[task]} hyper-parameter samples on dev"
+                  if searched[task] > 1 else "")
         lines = [
-            f"## {task}: dev {metric} (%), mean over {n_seeds} seed(s)",
+            f"## {task}: dev {metric} (%), mean over {n_seeds} seed(s){chosen}",
             "",
             "| " + " | ".join(header) + " |",
             "| " + " | ".join("---" for _ in header) + " |",
@@ -119,11 +127,16 @@ def learning_curves(table: pd.DataFrame, path: str | Path) -> None:
 
 
 def summary_metrics(table: pd.DataFrame) -> dict:
-    """{task: {init label: mean best-epoch dev score}} for `dvc metrics show`."""
-    best = best_per_run(table)
+    """{task: {init label: mean best-epoch dev score}} for `dvc metrics show`, and under
+    "test" the same for the test scores of each init's chosen sample."""
+    best = best_per_run(table[table["split"] == "dev"])
     metrics: dict = {}
     for (task, run, words), group in best.groupby(["task", "pretrain_run", "words"]):
         metrics.setdefault(task, {})[Init(run, int(words)).label] = round(
+            float(group["value"].mean()), 6)
+    chosen = chosen_test_scores(table)
+    for (task, run, words), group in chosen.groupby(["task", "pretrain_run", "words"]):
+        metrics.setdefault("test", {}).setdefault(task, {})[Init(run, int(words)).label] = round(
             float(group["value"].mean()), 6)
     return metrics
 
@@ -145,11 +158,13 @@ def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.Da
     if table.empty:
         raise ValueError("no fine-tuning scores to report")
     write_scores(table, out_dir / "scores.csv")
-    write_text(out_dir / "table.md", markdown_tables(table) + "\n" + comparison_markdown(table))
-    learning_curves(table, out_dir / "learning_curve.png")
+    dev = table[table["split"] == "dev"]
+    write_text(out_dir / "table.md", markdown_tables(dev) + "\n" + comparison_markdown(dev)
+               + held_out_markdown(table))
+    learning_curves(on_chosen_samples(dev), out_dir / "learning_curve.png")
     write_json(out_dir / "metrics.json", summary_metrics(table))
     with atomic_path(out_dir / "curves.csv") as tmp:
-        curve_points(table).to_csv(tmp, index=False)
+        curve_points(on_chosen_samples(dev)).to_csv(tmp, index=False)
     return table
 
 
@@ -180,6 +195,34 @@ def best_per_run(table: pd.DataFrame) -> pd.DataFrame:
     return table[primary].groupby(keys, as_index=False)["value"].max()
 
 
+INIT_KEYS = ["task", "pretrain_run", "words"]
+
+
+def chosen_samples(table: pd.DataFrame) -> pd.DataFrame:
+    """Per task and init, the hyper-parameter sample with the best mean (over seeds)
+    best-epoch dev score: the configuration a user would pick without seeing test."""
+    dev_means = (best_per_run(table[table["split"] == "dev"])
+                 .groupby([*INIT_KEYS, "sample"], as_index=False)["value"].mean())
+    return dev_means.loc[dev_means.groupby(INIT_KEYS)["value"].idxmax(), [*INIT_KEYS, "sample"]]
+
+
+def on_chosen_samples(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each init's chosen sample."""
+    return table.merge(chosen_samples(table), on=[*INIT_KEYS, "sample"])
+
+
+def chosen_test_scores(table: pd.DataFrame) -> pd.DataFrame:
+    """Test scores (primary metric) of the configuration chosen on dev, per task and init:
+    every seed of the chosen sample, each scored at its best dev epoch. Test scores of the
+    other samples exist in the logs but are never looked at."""
+    test = table[(table["split"] == "test")
+                 & (table["metric"] == table["task_type"].map(PRIMARY_METRIC))]
+    if test.empty:
+        return test
+    return on_chosen_samples(pd.concat([table[table["split"] == "dev"], test]))[
+        lambda t: t["split"] == "test"][[*INIT_KEYS, "sample", "seed", "value"]]
+
+
 def bootstrap_interval(values: pd.Series, n_resamples: int = 10_000,
                        seed: int = 0) -> tuple[float, float]:
     """95% percentile bootstrap interval of the mean."""
@@ -200,8 +243,11 @@ def paired_comparisons(table: pd.DataFrame) -> pd.DataFrame:
     and a verdict: better / worse when the interval excludes 0, otherwise no detectable
     difference.
     """
-    best = best_per_run(table)
-    pair = ["task", "sample", "seed"]
+    return _paired(best_per_run(table), ["task", "sample", "seed"])
+
+
+def _paired(best: pd.DataFrame, pair: list[str]) -> pd.DataFrame:
+    """Per (task, checkpoint): differences to no pre-training over runs matched on `pair`."""
     baseline = best[best["pretrain_run"] == NO_PRETRAINING].set_index(pair)["value"]
     rows = []
     for (task, run, words), group in best[best["pretrain_run"] != NO_PRETRAINING].groupby(
@@ -238,10 +284,37 @@ def comparison_markdown(table: pd.DataFrame) -> str:
     comparisons = paired_comparisons(table)
     if not comparisons.empty:
         lines += ["", "## Paired with no pre-training (same task, sample, seed), dev, points",
-                  "", "| task | init | n | difference | 95% bootstrap interval | verdict |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        for row in comparisons.itertuples():
-            lines.append(f"| {row.task} | {row.init} | {row.n} | {row.difference * 100:+.2f} | "
-                         f"[{row.ci_low * 100:+.2f}, {row.ci_high * 100:+.2f}] | "
-                         f"{row.verdict} |")
+                  "", *_comparison_rows(comparisons)]
+    return "\n".join(lines) + "\n"
+
+
+def _comparison_rows(comparisons: pd.DataFrame) -> list[str]:
+    lines = ["| task | init | n | difference | 95% bootstrap interval | verdict |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for row in comparisons.itertuples():
+        lines.append(f"| {row.task} | {row.init} | {row.n} | {row.difference * 100:+.2f} | "
+                     f"[{row.ci_low * 100:+.2f}, {row.ci_high * 100:+.2f}] | {row.verdict} |")
+    return lines
+
+
+def held_out_markdown(table: pd.DataFrame) -> str:
+    """The chosen configuration's test scores per init, and their differences to no
+    pre-training paired by seed; empty when no task has a test split."""
+    chosen = chosen_test_scores(table)
+    if chosen.empty:
+        return ""
+    lines = ["", "## Test split: the configuration chosen on dev (mean ± std over seeds), %",
+             "", "| task | init | sample | mean ± std | n |", "| --- | --- | --- | --- | --- |"]
+    order = {pair: i for i, pair in enumerate(_init_order(chosen))}
+    groups = sorted(chosen.groupby(["task", "pretrain_run", "words"]),
+                    key=lambda item: (item[0][0], order[(item[0][1], int(item[0][2]))]))
+    for (task, run, words), group in groups:
+        values = group["value"] * 100
+        std = values.std(ddof=1) if len(values) > 1 else float("nan")
+        lines.append(f"| {task} | {Init(run, int(words)).label} | {group['sample'].iloc[0]} | "
+                     f"{values.mean():.1f} ± {std:.1f} | {len(values)} |")
+    comparisons = _paired(chosen, ["task", "seed"])
+    if not comparisons.empty:
+        lines += ["", "## Test split, paired with no pre-training by seed, points", "",
+                  *_comparison_rows(comparisons)]
     return "\n".join(lines) + "\n"

@@ -21,5 +21,24 @@ def test_same_seed_same_scores_other_seed_other_scores(tmp_path):
                  tmp_path / f"{name}.jsonl", labels={"seed": seed})
     a, b, c = (scores(tmp_path / f"{n}.jsonl") for n in "abc")
     assert a == b
-    assert [r["losses"] for r in a] != [r["losses"] for r in c]
+    assert [r.get("losses") for r in a] != [r.get("losses") for r in c]
     assert all(0 <= r["scores"]["accuracy"] <= 1 for r in a)
+
+
+def test_the_best_dev_epoch_is_scored_once_on_test(tmp_path):
+    import spacy
+
+    from lmao.finetune import PRIMARY_METRIC, evaluate, read_examples
+
+    task_dir = tmp_path / "task"
+    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
+                "split": {"seed": 0, "n_train": 80, "n_dev": 40, "n_test": 60}}, task_dir)
+    rows = finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.005}, 0, 4,
+                    tmp_path / "scores.jsonl", best_model_dir=tmp_path / "best")
+    assert [r["split"] for r in rows] == ["dev"] * 4 + ["test"]
+    dev, [test] = rows[:4], rows[4:]
+    best = max(dev, key=lambda r: r["scores"][PRIMARY_METRIC["textcat"]])  # the first best
+    assert test["epoch"] == best["epoch"]
+    nlp = spacy.load(tmp_path / "best")
+    assert test["scores"] == evaluate("textcat", nlp, read_examples(nlp, task_dir / "test.spacy"))
+    assert scores(tmp_path / "scores.jsonl")[-1]["split"] == "test"

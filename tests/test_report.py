@@ -7,6 +7,7 @@ import pytest
 from lmao.fileio import InputError
 from lmao.report import (
     build_report,
+    chosen_test_scores,
     collect_scores,
     comparison_markdown,
     epoch_table,
@@ -15,15 +16,19 @@ from lmao.report import (
 )
 
 
-def write_log(path, run, words, seed, accuracies, task="polarity"):
+def write_log(path, run, words, seed, accuracies, task="polarity", sample=0, test=None):
+    """A fine-tuning log: one dev line per epoch and, given `test`, the test line."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    labels = {"task": task, "task_type": "textcat", "pretrain_run": run, "words": words,
+              "sample": sample, "seed": seed}
     with open(path, "w") as out:
         for epoch, acc in enumerate(accuracies, start=1):
-            out.write(json.dumps({
-                "task": task, "task_type": "textcat", "pretrain_run": run, "words": words,
-                "sample": 0, "seed": seed, "epoch": epoch,
-                "scores": {"accuracy": acc, "macro_f": acc - 0.01},
-            }) + "\n")
+            out.write(json.dumps({**labels, "epoch": epoch,
+                                  "scores": {"accuracy": acc, "macro_f": acc - 0.01}}) + "\n")
+        if test is not None:
+            best_epoch = accuracies.index(max(accuracies)) + 1
+            out.write(json.dumps({**labels, "split": "test", "epoch": best_epoch,
+                                  "scores": {"accuracy": test, "macro_f": test}}) + "\n")
     return path
 
 
@@ -112,3 +117,42 @@ def test_two_pairs_get_no_verdict(logs):
     comparisons = paired_comparisons(collect_scores(logs)).set_index("init")
     assert comparisons.loc["lmao 100k", "n"] == 2
     assert comparisons.loc["lmao 100k", "verdict"].startswith("too few runs")
+
+
+def test_test_scores_come_from_the_sample_chosen_on_dev(tmp_path):
+    """Sample 1 wins on dev for the checkpoint, sample 0 for the baseline; the test table
+    takes each init's chosen sample only, whatever the other sample scored on test."""
+    logs = []
+    for seed in range(3):
+        logs += [
+            write_log(tmp_path / f"n0{seed}.jsonl", "none", 0, seed, [0.70, 0.72], sample=0,
+                      test=0.70 + 0.01 * seed),
+            write_log(tmp_path / f"n1{seed}.jsonl", "none", 0, seed, [0.60, 0.61], sample=1,
+                      test=0.99),
+            write_log(tmp_path / f"p0{seed}.jsonl", "lmao", 1000, seed, [0.50, 0.52], sample=0,
+                      test=0.99),
+            write_log(tmp_path / f"p1{seed}.jsonl", "lmao", 1000, seed, [0.80, 0.85], sample=1,
+                      test=0.75 + 0.01 * seed),
+        ]
+    table = collect_scores(logs)
+    chosen = chosen_test_scores(table)
+    assert set(zip(chosen["pretrain_run"], chosen["sample"], strict=True)) == {
+        ("none", 0), ("lmao", 1)}
+    assert chosen.groupby("pretrain_run")["value"].mean().to_dict() == pytest.approx(
+        {"none": 0.71, "lmao": 0.76})
+    build_report(logs, tmp_path / "out")
+    text = (tmp_path / "out" / "table.md").read_text()
+    assert "| polarity | no pre-training | 0 | 71.0 ± 1.0 | 3 |" in text
+    assert "| polarity | lmao 1k | 1 | 76.0 ± 1.0 | 3 |" in text
+    # paired by seed, the test difference is exactly +5 points every time: "better"
+    test_part = text.split("## Test split, paired")[1]
+    assert "| polarity | lmao 1k | 3 | +5.00 | [+5.00, +5.00] | better |" in test_part
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["test"]["polarity"]["lmao 1k"] == pytest.approx(0.76)
+    # the dev tables ignore the test lines: 2 epochs and a Best row per init
+    assert "| **Best** | 72.0 | 85.0 |" in text
+
+
+def test_no_test_split_no_test_section(logs, tmp_path):
+    build_report(logs, tmp_path / "out")
+    assert "Test split" not in (tmp_path / "out" / "table.md").read_text()

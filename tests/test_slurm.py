@@ -18,7 +18,7 @@ from .conftest import REPO, SNAKEMAKE, run
 
 CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "local_cluster.sh"
 CANNOT_HOST = 3  # the script's exit status when this machine cannot run the cluster
-SCORE_KEYS = ["task", "pretrain_run", "words", "sample", "seed", "epoch", "metric"]
+SCORE_KEYS = ["task", "pretrain_run", "words", "sample", "seed", "split", "epoch", "metric"]
 
 
 @pytest.fixture(scope="module")
