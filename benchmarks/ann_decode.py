@@ -89,12 +89,13 @@ def best_qps(search: Searcher, queries: np.ndarray, repeats: int) -> tuple[np.nd
 
 
 def hnswlib_runs(table: np.ndarray, efs: list[int]) -> Iterator[tuple[str, float, Searcher]]:
-    start = time.perf_counter()
-    index = HnswIndex(table, "cosine", HnswParams())
-    build = time.perf_counter() - start
-    for ef in efs:
-        index.params = HnswParams(ef=ef)
-        yield f"hnswlib M=16 efC=200 ef={ef}", build, index.search
+    for M in (16, 32):
+        start = time.perf_counter()
+        index = HnswIndex(table, "cosine", HnswParams(M=M))
+        build = time.perf_counter() - start
+        for ef in efs:
+            index.params = HnswParams(M=M, ef=ef)
+            yield f"hnswlib M={M} efC=200 ef={ef}", build, index.search
 
 
 def faiss_runs(table: np.ndarray, efs: list[int]) -> Iterator[tuple[str, float, Searcher]]:
@@ -150,7 +151,7 @@ def annoy_runs(table: np.ndarray, efs: list[int]) -> Iterator[tuple[str, float, 
     n_trees = 50
     index.build(n_trees, n_jobs=1)
     build = time.perf_counter() - start
-    for search_k in (2_000, 5_000, 20_000, 50_000):
+    for search_k in (1_000, 2_000, 5_000, 20_000):
         def search(q: np.ndarray, k: int, search_k: int = search_k) -> np.ndarray:
             return np.array([index.get_nns_by_vector(v, k, search_k=search_k) for v in q],
                             dtype=np.int64)
@@ -167,7 +168,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--cosine", type=float, default=0.75)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--ef", type=int, nargs="+", default=[16, 32, 64, 128])
+    parser.add_argument("--ef", type=int, nargs="+", default=[12, 16, 20, 24, 32, 64])
     parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES)
     parser.add_argument("--state", type=Path, help="queries: this checkpoint's predictions")
     parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
@@ -208,7 +209,11 @@ def main() -> None:
 
     default = HnswIndex(table, "cosine")
     found, qps = best_qps(default.search, queries, args.repeats)
-    print(f"chosen: lmao.decode.HnswIndex {HnswParams()}")
+    _, exact_again = best_qps(exact.search, queries, args.repeats)  # the machine is shared
+    exact_qps = max(exact_qps, exact_again)  # the faster exact: the speedup is not flattered
+    print(f"chosen: lmao.decode.HnswIndex {HnswParams()}: {qps:,.0f} QPS, "
+          f"recall@10 {recall_at_k(found, exact_ids, K):.3f}; exact {exact_qps:,.0f} QPS "
+          "(best of the first and the last measurement)")
     print(f"ann_speedup {qps / exact_qps:.1f} recall_at_1 {recall_at_k(found, exact_ids, 1):.3f}")
 
 
