@@ -131,7 +131,8 @@ def test_true_target_vectors_decode_exactly(lee_store, lee_vectors, objective):
     columns = OBJECTIVE_COLUMNS[objective]
     predictions = target.table[rows].reshape(len(ids), -1)  # row -1: the zero row
     exact = ExactIndex(data)
-    results = decode_columns(predictions, rows, columns, exact, HnswIndex(data), k=10)
+    ann = HnswIndex(data, "cosine", HnswParams(ef=64))
+    results = decode_columns(predictions, rows, columns, exact, ann, k=10)
     assert [r["target"] for r in results] == [decode.column_name(c) for c in columns]
     for c, result in enumerate(results):
         assert result["n_queries"] == int((rows[:, c] >= 0).sum()) > 2000
