@@ -200,6 +200,11 @@ def main() -> None:
     print(f"{'exact (numpy, lmao.decode.ExactIndex)':<46} {exact_build:>8.2f} "
           f"{exact_qps:>9,.0f} {1.0:>8.1f} {1.0:>6.3f} {1.0:>6.3f}")
     for library in args.libraries:
+        try:  # faiss-cpu and annoy are not project dependencies: `pip install` them to compare
+            __import__({"faiss": "faiss", "annoy": "annoy"}.get(library, "hnswlib"))
+        except ImportError:
+            print(f"{library}: not installed, skipped")
+            continue
         for name, build, search in LIBRARIES[library](table, args.ef):
             search(queries[:100], K)
             found, qps = best_qps(search, queries, args.repeats)
