@@ -45,9 +45,11 @@ def collect_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
     return table.sort_values(COLUMNS[:9], kind="stable").reset_index(drop=True)
 
 
-def write_scores(table: pd.DataFrame, path: str | Path) -> None:
+def write_csv(table: pd.DataFrame, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
+
 
 
 def _init_order(table: pd.DataFrame) -> list[tuple[str, int]]:
@@ -69,6 +71,19 @@ def epoch_table(table: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
     result = pd.concat([wide, best])
     result.index.name = "Epoch"
     return result
+
+
+def epoch_tables_long(table: pd.DataFrame) -> pd.DataFrame:
+    """Every task's epoch table (chosen samples, primary metric) as one long CSV-ready table:
+    task, metric, epoch (1…, 'Best'), init, mean over seeds."""
+    chosen = on_chosen_samples(table)
+    parts = []
+    for task in sorted(chosen["task"].unique()):
+        metric = PRIMARY_METRIC[chosen.loc[chosen["task"] == task, "task_type"].iloc[0]]
+        wide = epoch_table(chosen, task, metric)
+        long = wide.reset_index().melt(id_vars="Epoch", var_name="init", value_name="mean")
+        parts.append(long.assign(task=task, metric=metric).rename(columns={"Epoch": "epoch"}))
+    return pd.concat(parts)[["task", "metric", "epoch", "init", "mean"]].reset_index(drop=True)
 
 
 def markdown_tables(table: pd.DataFrame) -> str:
@@ -99,7 +114,15 @@ def markdown_tables(table: pd.DataFrame) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def learning_curves(table: pd.DataFrame, path: str | Path) -> None:
+def save_figure(fig: plt.Figure, path: str | Path) -> None:
+    """Write `path` (PNG) and the same figure as SVG beside it, each atomically."""
+    path = Path(path)
+    for target in (path, path.with_suffix(".svg")):
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=120, format=target.suffix.lstrip("."))
+
+
+def learning_curves(table: pd.DataFrame, path: str | Path) -> plt.Figure:
     """Dev score per epoch, one panel per task, one line per init, a band over seeds."""
     tasks = sorted(table["task"].unique())
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
@@ -120,10 +143,41 @@ def learning_curves(table: pd.DataFrame, path: str | Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    suffix = Path(path).suffix
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format=suffix.lstrip("."))
+    save_figure(fig, path)
     plt.close(fig)
+    return fig
+
+
+def score_vs_words(table: pd.DataFrame, path: str | Path) -> plt.Figure:
+    """Best-epoch dev score against pre-training words (log x): one line per pre-training
+    run with error bars (std over runs), no pre-training as a dashed line with a band."""
+    best = best_per_run(on_chosen_samples(table))
+    tasks = sorted(best["task"].unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        rows = best[best["task"] == task]
+        stats = (rows.groupby(["pretrain_run", "words"])["value"]
+                 .agg(["mean", "std"]).fillna(0.0) * 100).reset_index()
+        baseline = stats[stats["pretrain_run"] == NO_PRETRAINING]
+        for run, points in stats[stats["pretrain_run"] != NO_PRETRAINING].groupby(
+                "pretrain_run"):
+            ax.errorbar(points["words"], points["mean"], yerr=points["std"], marker="o",
+                        ms=4, capsize=3, label=run)
+        if not baseline.empty:
+            mean, std = baseline["mean"].iloc[0], baseline["std"].iloc[0]
+            ax.axhline(mean, color="black", ls="--", lw=1, label="no pre-training")
+            ax.axhspan(mean - std, mean + std, color="black", alpha=0.08)
+        metric = PRIMARY_METRIC[table.loc[table["task"] == task, "task_type"].iloc[0]]
+        ax.set_xscale("log")
+        ax.set_title(task)
+        ax.set_xlabel("pre-training words")
+        ax.set_ylabel(f"best-epoch dev {metric} (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return fig
 
 
 def summary_metrics(table: pd.DataFrame) -> dict:
@@ -152,40 +206,49 @@ def curve_points(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.DataFrame:
-    """scores.csv, table.md, learning_curve.png, metrics.json and curves.csv from logs."""
+    """scores.csv, table.md, tables/*.csv, learning_curve and score_vs_words (PNG + SVG),
+    metrics.json and curves.csv from the fine-tuning logs."""
     out_dir = Path(out_dir)
     table = collect_scores(score_logs)
     if table.empty:
         raise ValueError("no fine-tuning scores to report")
-    write_scores(table, out_dir / "scores.csv")
+    write_csv(table, out_dir / "scores.csv")
     dev = table[table["split"] == "dev"]
     write_text(out_dir / "table.md", markdown_tables(dev) + "\n" + comparison_markdown(dev)
                + held_out_markdown(table))
+    write_csv(epoch_tables_long(dev), out_dir / "tables" / "epochs.csv")
+    write_csv(best_summary(dev), out_dir / "tables" / "best.csv")
+    write_csv(paired_comparisons(dev), out_dir / "tables" / "paired.csv")
+    write_csv(chosen_test_scores(table), out_dir / "tables" / "test.csv")
     learning_curves(on_chosen_samples(dev), out_dir / "learning_curve.png")
+    score_vs_words(dev, out_dir / "score_vs_words.png")
     write_json(out_dir / "metrics.json", summary_metrics(table))
     with atomic_path(out_dir / "curves.csv") as tmp:
         curve_points(on_chosen_samples(dev)).to_csv(tmp, index=False)
     return table
 
 
-def pretraining_curves(logs: dict[str, str | Path], path: str | Path) -> None:
+def pretraining_curves(logs: dict[str, str | Path], path: str | Path) -> plt.Figure:
     """Loss and words/s against words seen (log x), one line per pre-training run."""
     fig, (loss_ax, speed_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, log_path in logs.items():
+    for name, log_path in sorted(logs.items()):
         log = pd.read_json(log_path, lines=True)
         loss_ax.plot(log["words"], log["loss"], label=name, lw=1)
         speed_ax.plot(log["words"], log["words_per_s"], label=name, lw=1)
+    if not logs:
+        loss_ax.text(0.5, 0.5, "no pre-training runs", ha="center", transform=loss_ax.transAxes)
     for ax, label in ((loss_ax, "training loss per word with a target"),
                       (speed_ax, "words/s (since the job started)")):
-        ax.set_xscale("log")
+        if logs:
+            ax.set_xscale("log")
+            ax.legend(fontsize=8)
         ax.set_xlabel("words seen")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip("."))
+    save_figure(fig, path)
     plt.close(fig)
+    return fig
 
 
 def best_per_run(table: pd.DataFrame) -> pd.DataFrame:
@@ -268,19 +331,32 @@ def _paired(best: pd.DataFrame, pair: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def comparison_markdown(table: pd.DataFrame) -> str:
-    """Best-epoch scores (mean ± std, n) per init and the paired differences, in percent."""
+def best_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per task and init: the runs' best-epoch dev scores as mean, std, n and a 95%
+    bootstrap interval of the mean, in the report's init order."""
     best = best_per_run(table)
-    lines = ["## Best epoch per run: mean ± std over seeds (n runs), dev, %", "",
-             "| task | init | mean ± std | n |", "| --- | --- | --- | --- |"]
     order = {pair: i for i, pair in enumerate(_init_order(best))}
-    groups = sorted(best.groupby(["task", "pretrain_run", "words"]),
-                    key=lambda item: (item[0][0], order[(item[0][1], int(item[0][2]))]))
-    for (task, run, words), group in groups:
-        values = group["value"] * 100
-        std = values.std(ddof=1) if len(values) > 1 else float("nan")
-        lines.append(f"| {task} | {Init(run, int(words)).label} | {values.mean():.1f} ± "
-                     f"{std:.1f} | {len(values)} |")
+    rows = []
+    for (task, run, words), group in best.groupby(INIT_KEYS):
+        values = group["value"]
+        low, high = bootstrap_interval(values)
+        rows.append({"task": task, "pretrain_run": run, "words": int(words),
+                     "init": Init(run, int(words)).label, "n": len(values),
+                     "mean": values.mean(),
+                     "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
+                     "ci_low": low, "ci_high": high, "_order": order[(run, int(words))]})
+    return (pd.DataFrame(rows).sort_values(["task", "_order"]).drop(columns="_order")
+            .reset_index(drop=True))
+
+
+def comparison_markdown(table: pd.DataFrame) -> str:
+    """Best-epoch scores (mean ± std, n, interval) per init and the paired differences."""
+    lines = ["## Best epoch per run: mean ± std over runs (n), 95% bootstrap interval, dev, %",
+             "", "| task | init | mean ± std | n | 95% interval |",
+             "| --- | --- | --- | --- | --- |"]
+    for row in best_summary(table).itertuples():
+        lines.append(f"| {row.task} | {row.init} | {row.mean * 100:.1f} ± {row.std * 100:.1f} | "
+                     f"{row.n} | [{row.ci_low * 100:.1f}, {row.ci_high * 100:.1f}] |")
     comparisons = paired_comparisons(table)
     if not comparisons.empty:
         lines += ["", "## Paired with no pre-training (same task, sample, seed), dev, points",

@@ -90,6 +90,14 @@ def data_outputs():
     )
 
 
+def final_checkpoints():
+    """Each pre-training run's last checkpoint; its folder's log.jsonl covers the whole run."""
+    return {
+        run: ancient(checkpoint_path(run, EXPERIMENT.checkpoints(run)[-1]))
+        for run in config["pretrain"]
+    }
+
+
 def report_outputs():
     names = ("scores.csv", "table.md", "learning_curve.png", "metrics.json", "curves.csv")
     return [f"{RESULTS}/{name}" for name in names]

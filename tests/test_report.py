@@ -1,4 +1,5 @@
 import json
+import xml.etree.ElementTree as ET
 
 import matplotlib.image as mpimg
 import pandas as pd
@@ -11,8 +12,11 @@ from lmao.report import (
     collect_scores,
     comparison_markdown,
     epoch_table,
+    learning_curves,
     markdown_tables,
     paired_comparisons,
+    pretraining_curves,
+    score_vs_words,
 )
 
 
@@ -65,12 +69,64 @@ def test_markdown_table_shows_percentages(logs):
     assert "mean over 2 seed(s)" in text
 
 
-def test_build_report_writes_all_three_outputs(logs, tmp_path):
-    build_report(logs, tmp_path / "out")
-    scores = pd.read_csv(tmp_path / "out" / "scores.csv")
+def assert_png_and_svg(path) -> None:
+    image = mpimg.imread(path)
+    assert image.ndim == 3 and min(image.shape[:2]) > 100
+    root = ET.parse(path.with_suffix(".svg")).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+
+
+def test_build_report_writes_tables_and_plots(logs, tmp_path):
+    out = tmp_path / "out"
+    build_report(logs, out)
+    scores = pd.read_csv(out / "scores.csv")
     assert scores["value"].between(0, 1).all()
-    image = mpimg.imread(tmp_path / "out" / "learning_curve.png")
-    assert image.ndim == 3 and image.shape[0] > 100
+    for name in ("learning_curve.png", "score_vs_words.png"):
+        assert_png_and_svg(out / name)
+    # the CSV tables carry the same numbers as the scores table
+    best = pd.read_csv(out / "tables" / "best.csv").set_index("init")
+    assert best.loc["lmao 100k", "mean"] == pytest.approx((0.90 + 0.80) / 2)
+    assert best.loc["lmao 100k", "n"] == 2 and best.loc["lmao 20k", "n"] == 1
+    assert best.loc["no pre-training", "std"] == pytest.approx(
+        pd.Series([0.60, 0.80]).std())
+    assert best.loc["lmao 100k", "ci_low"] <= 0.85 <= best.loc["lmao 100k", "ci_high"]
+    epochs = pd.read_csv(out / "tables" / "epochs.csv")
+    assert epochs.query("epoch == 'Best' and init == 'lmao 100k'")["mean"].item() == (
+        pytest.approx(0.85))
+    assert len(epochs) == 3 * (3 + 1)  # inits × (epochs + Best)
+
+
+def test_plots_have_one_series_per_init_or_run(logs, tmp_path):
+    table = collect_scores(logs)
+    curves = learning_curves(table, tmp_path / "curves.png")
+    [ax] = curves.axes
+    assert [line.get_label() for line in ax.get_lines()] == [
+        "no pre-training", "lmao 20k", "lmao 100k"]
+    assert [len(line.get_xdata()) for line in ax.get_lines()] == [3, 3, 3]
+    by_words = score_vs_words(table, tmp_path / "words.png")
+    [ax] = by_words.axes
+    handles, labels = ax.get_legend_handles_labels()
+    assert labels == ["no pre-training", "lmao"]  # one run with two checkpoints + baseline
+    [run_series] = ax.containers  # the errorbar of run "lmao"
+    assert list(run_series.lines[0].get_xdata()) == [20000, 100000]
+    assert list(run_series.lines[0].get_ydata()) == pytest.approx([30.0, 85.0])
+    assert ax.get_xscale() == "log"
+    assert_png_and_svg(tmp_path / "curves.png")
+
+
+def test_pretraining_curves_plot_loss_and_speed_per_run(tmp_path):
+    logs = {}
+    for run, scale in (("a", 1.0), ("b", 2.0)):
+        path = tmp_path / f"{run}.jsonl"
+        path.write_text("".join(json.dumps({"words": w, "loss": scale / w, "words_per_s": 1e4})
+                                + "\n" for w in (1000, 2000, 4000)))
+        logs[run] = path
+    fig = pretraining_curves(logs, tmp_path / "pretraining.png")
+    loss_ax, speed_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["a", "b"]
+    assert list(loss_ax.get_lines()[1].get_ydata()) == pytest.approx([2e-3, 1e-3, 5e-4])
+    assert len(speed_ax.get_lines()) == 2
+    assert_png_and_svg(tmp_path / "pretraining.png")
 
 
 def test_a_log_that_is_not_a_score_record_names_the_line(tmp_path):

@@ -4,6 +4,7 @@ run of the tiny test config whose outputs are read back and checked."""
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 
 import matplotlib.image as mpimg
 import pandas as pd
@@ -79,10 +80,14 @@ def test_table_has_a_row_per_epoch_and_a_column_per_checkpoint(finished_run):
 
 
 @pytest.mark.slow
-def test_learning_curve_is_an_image(finished_run):
+def test_plots_are_images_in_png_and_svg(finished_run):
     results, _config = finished_run
-    image = mpimg.imread(results / "learning_curve.png")
-    assert image.ndim == 3 and min(image.shape[:2]) > 100
+    for name in ("learning_curve", "score_vs_words", "pretraining"):
+        image = mpimg.imread(results / f"{name}.png")
+        assert image.ndim == 3 and min(image.shape[:2]) > 100
+        assert ET.parse(results / f"{name}.svg").getroot().tag.endswith("svg")
+    assert {p.name for p in (results / "tables").glob("*.csv")} == {
+        "epochs.csv", "best.csv", "paired.csv", "test.csv"}
 
 
 @pytest.mark.slow

@@ -1,10 +1,13 @@
-"""Rule `report`: fine-tuning logs → scores.csv, table.md, learning_curve.png."""
+"""Rule `report`: fine-tuning logs → scores, tables and plots; pre-training logs → curves."""
 
 from pathlib import Path
 
 from lmao.logs import tee_stderr
-from lmao.report import build_report
+from lmao.report import build_report, pretraining_curves
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
 build_report(sm.input.scores, Path(sm.output.scores).parent)
+logs = {run: Path(checkpoint).parent / "log.jsonl"
+        for run, checkpoint in zip(sm.params.runs, sm.input.checkpoints, strict=True)}
+pretraining_curves(logs, sm.output.pretraining)
