@@ -37,6 +37,7 @@ from .pretrain import (
     VectorObjective,
     _read_state,
     build_pretrain_model,
+    input_vocab,
 )
 from .store import TokenStore, read_heads
 from .vectors import load_table, type_rows
@@ -248,17 +249,6 @@ def legacy_pretrain_model(settings: PretrainSettings, target_width: int) -> Mode
     return model
 
 
-def input_vocab() -> Vocab:
-    """The vocab the encoder's input Docs are built with: the one pre-training used, so a
-    checkpoint is decoded from the features it learned on. `lmao.pretrain` builds a bare
-    `Vocab()`, whose lexemes have no NORM/PREFIX/SUFFIX/SHAPE (all 0: every token embeds
-    alike); an `input_vocab()` there, once it has one, is used instead."""
-    from . import pretrain
-
-    make = getattr(pretrain, "input_vocab", None)
-    return make() if make is not None else Vocab()
-
-
 def load_checkpoint_model(state_path: str | Path, settings: PretrainSettings, target_width: int,
                           vocab: Vocab) -> tuple[Model, int]:
     """The pre-training model (encoder + output head) of a `words-N.state`, with the
@@ -338,7 +328,7 @@ def evaluate_checkpoint(state_path: str | Path, settings: PretrainSettings,
     exact, ann = indexes or (ExactIndex(data, metric), HnswIndex(data, metric, decode.hnsw))
     build_s = time.perf_counter() - build_start
 
-    vocab = input_vocab()
+    vocab = input_vocab(store.meta.get("lang", "en"))
     if settings.encoder.include_static_vectors:
         vocab.vectors = load_table(input_vectors_dir or vectors_dir)
     model, words = load_checkpoint_model(state_path, settings, objective.width, vocab)

@@ -264,6 +264,15 @@ class Masker:
         return inputs, picked.astype("float32")[:, None]
 
 
+def input_vocab(lang: str = "en") -> Vocab:
+    """The vocab input Docs are built with: the language's, as in a spaCy pipeline, whose
+    lexical attribute getters give NORM, PREFIX, SUFFIX and SHAPE. (A bare `Vocab()` leaves
+    them all 0, so every word would embed alike and only the mean target could be learnt.)"""
+    import spacy
+
+    return spacy.blank(lang).vocab
+
+
 class TypeFeatures:
     """The hashed lexical attributes of every store type, as spaCy's FeatureExtractor
     computes them for a Doc made of those words, gathered per token by type id."""
@@ -279,6 +288,9 @@ class TypeFeatures:
         self.keys = np.concatenate(parts).reshape(len(types), len(columns))
         mask = Doc(vocab, words=[MASK_WORD]).to_array(columns).astype("uint64")
         self.keys = np.concatenate([self.keys, mask.reshape(1, len(columns))])
+        if len(types) > 1 and not self.keys[:-1].any():
+            raise ValueError("every lexical attribute is 0: the vocab has no attribute getters "
+                             "(use input_vocab())")
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         return self.keys[ids]
@@ -550,7 +562,7 @@ def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: l
             f"{store.n_words:,} words × max_epochs {settings.max_epochs} = {available:,}"
         )
 
-    vocab = Vocab()
+    vocab = input_vocab(store.meta.get("lang", "en"))
     if settings.encoder.include_static_vectors:
         vocab.vectors = load_table(input_vectors_dir or vectors_dir)
     fix_random_seed(settings.seed)

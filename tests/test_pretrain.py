@@ -219,3 +219,19 @@ def test_bilstm_next_and_previous_word_objective(lee_store, lee_vectors, tmp_pat
     model.from_bytes(path.read_bytes())
     with pytest.raises(ValueError, match="bilstm"):
         settings(objective="next_prev")
+
+
+def test_input_features_tell_words_apart(lee_store):
+    """The encoder's inputs: NORM, PREFIX, SUFFIX and SHAPE as spaCy's English pipeline
+    computes them, different for different words; a bare Vocab (all 0) is refused."""
+    from spacy.vocab import Vocab
+
+    from lmao.pretrain import TypeFeatures, input_vocab
+
+    types = TokenStore(lee_store).types[:500]
+    keys = TypeFeatures(types, ["NORM", "PREFIX", "SUFFIX", "SHAPE"], input_vocab())(
+        np.arange(len(types)))
+    assert len({tuple(row) for row in keys}) == len(types)
+    assert len(set(keys[:, 3])) > 5  # shapes: Xxxx, dd, x'x, ...
+    with pytest.raises(ValueError, match="attribute"):
+        TypeFeatures(types, ["NORM"], Vocab())
