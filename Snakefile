@@ -23,7 +23,7 @@ wildcard_constraints:
     corpus=r"[A-Za-z0-9_.]+",
     table=r"[A-Za-z0-9_.]+",
     run=r"[A-Za-z0-9_.]+",
-    task=r"[A-Za-z0-9_.]+",
+    task=r"[A-Za-z0-9_.-]+",
     words=r"\d+",
     sample=r"\d+",
     seed=r"-?\d+",

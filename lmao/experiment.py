@@ -7,6 +7,7 @@ runs, checkpoints and inits exist, so the rule files stay thin.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,10 +94,24 @@ def check_references(config: dict[str, Any]) -> None:
             if run["corpus"] == decode["corpus"]:
                 raise ConfigError(f"decode.corpus: {decode['corpus']!r} is the pre-training "
                                   f"text of pretrain.{name}; decoding needs held-out text")
+    for name, spec in config["tasks"].items():
+        for n in spec.get("train_sizes", []):
+            if f"{name}-n{n}" in config["tasks"]:
+                raise ConfigError(f"tasks.{name}.train_sizes: {n} makes a task "
+                                  f"{name}-n{n}, and a task of that name exists")
     for name, parser in config.get("parsers", {}).items():
         task = config["tasks"].get(parser["task"])
         if task is None or task["type"] != "ud":
             raise ConfigError(f"parsers.{name}.task: {parser['task']!r} is not a ud task")
+
+
+def expand_train_sizes(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    expanded: dict[str, dict[str, Any]] = {}
+    for name, spec in tasks.items():
+        expanded[name] = spec
+        for n in spec.get("train_sizes", []):
+            expanded[f"{name}-n{n}"] = {**spec, "subset_of": name, "n_train": n}
+    return expanded
 
 
 class Experiment:
@@ -160,8 +175,21 @@ class Experiment:
     def hyperparameters(self, sample: int) -> dict[str, Any]:
         return sample_hyperparameters(self.config["finetune"], sample)
 
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        """Every task the grid trains on: the configured ones and, for each size N in a
+        task's `train_sizes`, `{task}-n{N}`: the same task with N training examples."""
+        return expand_train_sizes(self.config["tasks"])
+
     def task_type(self, task: str) -> str:
-        return self.config["tasks"][task]["type"]
+        return self.tasks()[task]["type"]
+
+    def task_labels(self, task: str, task_dir: str | Path) -> dict[str, Any]:
+        """What a fine-tuning log says about its task: name, type, the task it is a
+        low-data subset of (itself otherwise) and its number of training examples."""
+        spec = self.tasks()[task]
+        sizes = json.loads((Path(task_dir) / "meta.json").read_text())["sizes"]
+        return {"task": task, "task_type": spec["type"], "base_task": spec.get("subset_of", task),
+                "n_train": int(sizes["train"])}
 
     def primary_metric(self, task: str) -> str:
         return PRIMARY_METRIC[self.task_type(task)]

@@ -21,7 +21,7 @@ from .fileio import InputError, atomic_path, write_json, write_text  # noqa: E40
 
 MIN_PAIRS = 3  # a bootstrap over fewer paired runs says nothing
 COLUMNS = ["task", "task_type", "pretrain_run", "words", "sample", "seed", "split", "epoch",
-           "metric", "value"]
+           "metric", "value", "base_task", "n_train"]
 
 
 def collect_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -40,7 +40,10 @@ def collect_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
                 scores = record["scores"]
             except (json.JSONDecodeError, KeyError) as err:
                 raise InputError(path, line_no, f"not a fine-tuning score record ({err})") from err
-            rows.extend({**keys, "metric": m, "value": float(v)} for m, v in scores.items())
+            task = {"base_task": record.get("base_task", keys["task"]),
+                    "n_train": record.get("n_train", -1)}  # -1: not recorded
+            rows.extend({**keys, "metric": m, "value": float(v), **task}
+                        for m, v in scores.items())
     table = pd.DataFrame(rows, columns=COLUMNS)
     return table.sort_values(COLUMNS[:9], kind="stable").reset_index(drop=True)
 
@@ -180,6 +183,38 @@ def score_vs_words(table: pd.DataFrame, path: str | Path) -> plt.Figure:
     return fig
 
 
+def low_data_curves(table: pd.DataFrame, path: str | Path) -> plt.Figure:
+    """Best-epoch dev score against the number of labelled training examples (log x), one
+    panel per task that has `train_sizes`, one line per init with error bars (std)."""
+    best = best_per_run(on_chosen_samples(table)).merge(
+        table[["task", "base_task", "n_train"]].drop_duplicates(), on="task")
+    sized = best[best["n_train"] > 0]
+    bases = sorted(b for b, g in sized.groupby("base_task") if g["n_train"].nunique() > 1)
+    fig, axes = plt.subplots(1, max(len(bases), 1), figsize=(5.5 * max(len(bases), 1), 4),
+                             squeeze=False)
+    for ax, base in zip(axes[0], bases, strict=False):
+        rows = sized[sized["base_task"] == base]
+        for run, words in _init_order(rows):
+            sel = rows[(rows["pretrain_run"] == run) & (rows["words"] == words)]
+            stats = sel.groupby("n_train")["value"].agg(["mean", "std"]).fillna(0.0) * 100
+            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", ms=4,
+                        capsize=3, label=Init(run, int(words)).label)
+        metric = PRIMARY_METRIC[table.loc[table["base_task"] == base, "task_type"].iloc[0]]
+        ax.set_xscale("log")
+        ax.set_title(base)
+        ax.set_xlabel("labelled training examples")
+        ax.set_ylabel(f"best-epoch dev {metric} (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if not bases:
+        axes[0][0].text(0.5, 0.5, "no task has train_sizes", ha="center",
+                        transform=axes[0][0].transAxes)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return fig
+
+
 def summary_metrics(table: pd.DataFrame) -> dict:
     """{task: {init label: mean best-epoch dev score}} for `dvc metrics show`, and under
     "test" the same for the test scores of each init's chosen sample."""
@@ -206,8 +241,8 @@ def curve_points(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.DataFrame:
-    """scores.csv, table.md, tables/*.csv, learning_curve and score_vs_words (PNG + SVG),
-    metrics.json and curves.csv from the fine-tuning logs."""
+    """scores.csv, table.md, tables/*.csv, learning_curve, score_vs_words and low_data
+    (PNG + SVG), metrics.json and curves.csv from the fine-tuning logs."""
     out_dir = Path(out_dir)
     table = collect_scores(score_logs)
     if table.empty:
@@ -222,6 +257,7 @@ def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.Da
     write_csv(chosen_test_scores(table), out_dir / "tables" / "test.csv")
     learning_curves(on_chosen_samples(dev), out_dir / "learning_curve.png")
     score_vs_words(dev, out_dir / "score_vs_words.png")
+    low_data_curves(dev, out_dir / "low_data.png")
     write_json(out_dir / "metrics.json", summary_metrics(table))
     with atomic_path(out_dir / "curves.csv") as tmp:
         curve_points(on_chosen_samples(dev)).to_csv(tmp, index=False)

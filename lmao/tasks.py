@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from itertools import islice
@@ -163,6 +164,25 @@ def build_ud_task(task: dict, out_dir: str | Path) -> dict:
                                                  for s in conllu_sentences(path)))
     labels = sorted({t.dep_ for split in docs.values() for doc in split for t in doc})
     return _write_docbins(docs, Path(out_dir), {"type": "ud", "labels": labels})
+
+
+def subsample_task(parent_dir: str | Path, out_dir: str | Path, n_train: int,
+                   seed: int = 0) -> dict:
+    """The parent task with a seeded sample of `n_train` of its training examples (kept in
+    the parent's order); dev and test stay the same, so scores compare across sizes."""
+    parent_dir = Path(parent_dir)
+    vocab = spacy.blank("en").vocab
+    splits = {path.stem: list(DocBin().from_disk(path).get_docs(vocab))
+              for path in sorted(parent_dir.glob("*.spacy"))}
+    train = splits["train"]
+    if n_train > len(train):
+        raise ValueError(f"train_sizes: {n_train} is more than the {len(train)} training "
+                         f"examples of {parent_dir}")
+    keep = sorted(random.Random(seed).sample(range(len(train)), n_train))
+    splits["train"] = [train[i] for i in keep]
+    parent_meta = json.loads((parent_dir / "meta.json").read_text())
+    meta = {k: v for k, v in parent_meta.items() if k != "sizes"}
+    return _write_docbins(splits, Path(out_dir), {**meta, "subset_of": parent_dir.name})
 
 
 def build_task(task: dict, out_dir: str | Path) -> dict:

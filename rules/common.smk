@@ -57,6 +57,19 @@ def parser_task(wildcards):
     return ancient(f"{RESULTS}/tasks/{config['parsers'][wildcards.parser]['task']}")
 
 
+def task_spec(wildcards):
+    """What builds a task's data; its `train_sizes` only make other tasks, so changing them
+    reruns nothing of this one."""
+    spec = EXPERIMENT.tasks()[wildcards.task]
+    return {key: value for key, value in spec.items() if key != "train_sizes"}
+
+
+def task_inputs(wildcards):
+    """A low-data task is cut from its parent task's splits; a configured task needs none."""
+    parent = EXPERIMENT.tasks()[wildcards.task].get("subset_of")
+    return ancient_all({"parent": f"{RESULTS}/tasks/{parent}"}) if parent else {}
+
+
 def finetune_inputs(wildcards):
     """The task data, plus the checkpoint and input vectors this init needs."""
     inputs = {"task": f"{RESULTS}/tasks/{wildcards.task}"}
@@ -75,7 +88,7 @@ def finetune_logs():
         ancient(
             f"{RESULTS}/finetune/{task}/{init.run}/words-{init.words}/sample-{sample}/seed-{seed}.jsonl"
         )
-        for task in config["tasks"]
+        for task in EXPERIMENT.tasks()
         for init in EXPERIMENT.inits()
         for sample in range(EXPERIMENT.n_samples())
         for seed in config["finetune"]["seeds"]
@@ -86,7 +99,7 @@ def data_outputs():
     return (
         [store_dir(corpus) for corpus in config["corpora"]]
         + [vectors_dir(table) for table in config["vectors"]]
-        + [f"{RESULTS}/tasks/{task}" for task in config["tasks"]]
+        + [f"{RESULTS}/tasks/{task}" for task in EXPERIMENT.tasks()]
     )
 
 

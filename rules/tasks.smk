@@ -1,11 +1,14 @@
-# Labelled tasks: exact, seeded splits written as spaCy DocBins.
+# Labelled tasks: exact, seeded splits written as spaCy DocBins; a low-data task
+# `{task}-n{N}` (from `train_sizes`) is a seeded sample of its parent's training split.
 
 
 rule build_task:
+    input:
+        unpack(task_inputs),
     output:
         task=directory(f"{RESULTS}/tasks/{{task}}"),
     params:
-        task=lambda wildcards: config["tasks"][wildcards.task],
+        task=task_spec,
     log:
         f"{LOGS}/tasks/{{task}}.log",
     conda:

@@ -85,6 +85,13 @@ def test_config(tmp_path_factory) -> tuple[Path, dict]:
     return path, config
 
 
+def all_tasks(config: dict) -> dict[str, dict]:
+    """The configured tasks and their low-data subsets."""
+    from lmao.experiment import expand_train_sizes
+
+    return expand_train_sizes(config["tasks"])
+
+
 def inits(config: dict) -> set[tuple[str, int]]:
     """Every (pre-training run, words) a fine-tuning run starts from, baseline included."""
     return {("none", 0)} | {(run, words) for run, spec in config["pretrain"].items()

@@ -57,3 +57,18 @@ def test_human_word_counts():
     assert [human(n) for n in (0, 999, 5000, 100000, 2_500_000, 10**9)] == [
         "0", "999", "5k", "100k", "2.5M", "1G"]
 
+
+
+def test_train_sizes_make_low_data_tasks(tmp_path):
+    path = edited(tmp_path, lambda c: c["tasks"]["polarity"].update(train_sizes=[10, 30]))
+    tasks = Experiment(load_config(path)).tasks()
+    assert {"polarity", "polarity-n10", "polarity-n30"} <= set(tasks)
+    assert tasks["polarity-n30"]["subset_of"] == "polarity"
+    assert tasks["polarity-n30"]["n_train"] == 30
+
+    def clash(config):
+        config["tasks"]["polarity"]["train_sizes"] = [10]
+        config["tasks"]["polarity-n10"] = dict(config["tasks"]["polarity"])
+
+    with pytest.raises(ConfigError, match=r"tasks\.polarity\.train_sizes: 10"):
+        load_config(edited(tmp_path, clash))

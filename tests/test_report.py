@@ -13,6 +13,7 @@ from lmao.report import (
     comparison_markdown,
     epoch_table,
     learning_curves,
+    low_data_curves,
     markdown_tables,
     paired_comparisons,
     pretraining_curves,
@@ -20,11 +21,12 @@ from lmao.report import (
 )
 
 
-def write_log(path, run, words, seed, accuracies, task="polarity", sample=0, test=None):
+def write_log(path, run, words, seed, accuracies, task="polarity", sample=0, test=None,
+              **more_labels):
     """A fine-tuning log: one dev line per epoch and, given `test`, the test line."""
     path.parent.mkdir(parents=True, exist_ok=True)
     labels = {"task": task, "task_type": "textcat", "pretrain_run": run, "words": words,
-              "sample": sample, "seed": seed}
+              "sample": sample, "seed": seed, **more_labels}
     with open(path, "w") as out:
         for epoch, acc in enumerate(accuracies, start=1):
             out.write(json.dumps({**labels, "epoch": epoch,
@@ -212,3 +214,25 @@ def test_test_scores_come_from_the_sample_chosen_on_dev(tmp_path):
 def test_no_test_split_no_test_section(logs, tmp_path):
     build_report(logs, tmp_path / "out")
     assert "Test split" not in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_low_data_curves_have_a_line_per_init_over_the_train_sizes(tmp_path):
+    logs = []
+    for n_train, gain in ((100, 0.10), (1000, 0.05), (5000, 0.0)):
+        task = "imdb" if n_train == 5000 else f"imdb-n{n_train}"
+        for seed in range(2):
+            base = 0.5 + n_train / 20000 + 0.01 * seed
+            for run, words, value in (("none", 0, base), ("lmao", 10**6, base + gain)):
+                logs.append(write_log(tmp_path / f"{task}-{run}-{seed}.jsonl", run, words, seed,
+                                      [value - 0.05, value], task=task, base_task="imdb",
+                                      n_train=n_train))
+    table = collect_scores(logs)
+    fig = low_data_curves(table, tmp_path / "low_data.png")
+    [ax] = fig.axes
+    assert ax.get_title() == "imdb" and ax.get_xscale() == "log"
+    assert ax.get_legend_handles_labels()[1] == ["no pre-training", "lmao 1M"]
+    baseline, pretrained = (container.lines[0] for container in ax.containers)
+    assert list(pretrained.get_xdata()) == [100, 1000, 5000]
+    assert list(pretrained.get_ydata()) == pytest.approx([61.0, 60.5, 75.5])
+    assert list(baseline.get_ydata()) == pytest.approx([51.0, 55.5, 75.5])
+    assert_png_and_svg(tmp_path / "low_data.png")

@@ -1,3 +1,4 @@
+import pytest
 import spacy
 from spacy.tokens import DocBin
 
@@ -76,3 +77,28 @@ def test_ner_from_jsonl_spans_and_docbins(tmp_path):
     task["source"]["train"] = str(bad)
     with pytest.raises(InputError, match=r"bad\.jsonl:1: span 0:2 \('Ad'\) is not on token"):
         build_task(task, tmp_path / "bad")
+
+
+def test_a_low_data_task_is_a_seeded_sample_of_the_parent_training_split(tmp_path):
+    from lmao.tasks import subsample_task
+
+    parent = tmp_path / "polarity"
+    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
+                "split": {"seed": 0, "n_train": 60, "n_dev": 30, "n_test": 20}}, parent)
+    meta = subsample_task(parent, tmp_path / "a", 25, seed=3)
+    subsample_task(parent, tmp_path / "b", 25, seed=3)
+    assert meta["sizes"] == {"train": 25, "dev": 30, "test": 20}
+    assert meta["subset_of"] == "polarity" and meta["labels"] == ["neg", "pos"]
+    for name in ("dev", "test"):  # the same evaluation data as the parent
+        assert (tmp_path / "a" / f"{name}.spacy").read_bytes() == (
+            parent / f"{name}.spacy").read_bytes()
+    assert (tmp_path / "a" / "train.spacy").read_bytes() == (
+        tmp_path / "b" / "train.spacy").read_bytes()
+    vocab = spacy.blank("en").vocab
+    full = [(d.text, d.cats) for d in DocBin().from_disk(parent / "train.spacy").get_docs(vocab)]
+    sample = [(d.text, d.cats)
+              for d in DocBin().from_disk(tmp_path / "a" / "train.spacy").get_docs(vocab)]
+    positions = [full.index(item) for item in sample]
+    assert positions == sorted(positions) and len(set(positions)) == 25  # parent order kept
+    with pytest.raises(ValueError, match="more than the 60"):
+        subsample_task(parent, tmp_path / "c", 61)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import REPO, SHARED_DATA, SNAKEMAKE, inits, run, snakemake
+from .conftest import REPO, SHARED_DATA, SNAKEMAKE, all_tasks, inits, run, snakemake
 
 
 def test_lint_is_clean():
@@ -24,7 +24,7 @@ def test_dry_run_through_the_slurm_profile(test_config):
     path, config = test_config
     result = snakemake(path, "--profile", str(REPO / "profiles" / "slurm"), "-n", "--forceall")
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
-    n_finetune = len(config["tasks"]) * len(inits(config)) * len(config["finetune"]["seeds"])
+    n_finetune = len(all_tasks(config)) * len(inits(config)) * len(config["finetune"]["seeds"])
     assert int(stats["finetune"]) == n_finetune
     assert int(stats["pretrain"]) == len(inits(config)) - 1
 
@@ -39,7 +39,7 @@ def test_search_samples_are_separate_jobs(test_config, tmp_path):
                   str(path.parent), "--configfile", str(other), "-n", "--forceall"],
                  cwd=path.parent)
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
-    assert int(stats["finetune"]) == 3 * len(config["tasks"]) * len(inits(config)) * len(
+    assert int(stats["finetune"]) == 3 * len(all_tasks(config)) * len(inits(config)) * len(
         config["finetune"]["seeds"])
     assert "sample-2/seed-" in result.stdout
 
@@ -50,7 +50,7 @@ def test_scores_cover_every_task_init_seed_and_epoch(finished_run):
     scores = pd.read_csv(results / "scores.csv")
     assert scores["value"].between(0, 1).all()
     epochs = config["finetune"]["epochs"]
-    for task in config["tasks"]:
+    for task in all_tasks(config):
         rows = scores[scores["task"] == task]
         assert set(zip(rows["pretrain_run"], rows["words"], strict=True)) == inits(config)
         per_run = rows.groupby(["pretrain_run", "words", "seed"])["epoch"].nunique()
@@ -63,7 +63,7 @@ def test_table_has_a_row_per_epoch_and_a_column_per_checkpoint(finished_run):
     results, config = finished_run
     text = (results / "table.md").read_text()
     sections = [s for s in text.split("## ")[1:] if s.split("\n")[0].endswith("seed(s)")]
-    assert len(sections) == len(config["tasks"])
+    assert len(sections) == len(all_tasks(config))
     assert "## Paired with no pre-training" in text
     n_columns = 1 + len(inits(config))  # epoch + one per init
     for section in sections:
@@ -82,12 +82,23 @@ def test_table_has_a_row_per_epoch_and_a_column_per_checkpoint(finished_run):
 @pytest.mark.slow
 def test_plots_are_images_in_png_and_svg(finished_run):
     results, _config = finished_run
-    for name in ("learning_curve", "score_vs_words", "pretraining"):
+    for name in ("learning_curve", "score_vs_words", "pretraining", "low_data"):
         image = mpimg.imread(results / f"{name}.png")
         assert image.ndim == 3 and min(image.shape[:2]) > 100
         assert ET.parse(results / f"{name}.svg").getroot().tag.endswith("svg")
     assert {p.name for p in (results / "tables").glob("*.csv")} == {
         "epochs.csv", "best.csv", "paired.csv", "test.csv"}
+
+
+@pytest.mark.slow
+def test_low_data_task_trains_on_its_subset(finished_run):
+    results, config = finished_run
+    scores = pd.read_csv(results / "scores.csv")
+    sizes = scores.groupby("task")[["base_task", "n_train"]].first()
+    full = config["tasks"]["polarity"]["split"]["n_train"]
+    for n in config["tasks"]["polarity"]["train_sizes"]:
+        assert tuple(sizes.loc[f"polarity-n{n}"]) == ("polarity", n)
+    assert tuple(sizes.loc["polarity"]) == ("polarity", full)
 
 
 @pytest.mark.slow

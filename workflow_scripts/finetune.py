@@ -19,6 +19,6 @@ finetune(
     out_path=sm.output.scores,
     init_tok2vec=sm.input.get("checkpoint"),
     vectors=sm.input.get("vectors"),
-    labels={"task": w.task, "task_type": experiment.task_type(w.task), "pretrain_run": w.run,
+    labels={**experiment.task_labels(w.task, sm.input.task), "pretrain_run": w.run,
             "words": int(w.words), "sample": int(w.sample), "seed": seed},
 )

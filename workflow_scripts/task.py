@@ -1,8 +1,13 @@
-"""Rule `build_task`: labelled data → train/dev/test DocBins."""
+"""Rule `build_task`: labelled data → train/dev/test DocBins (or a low-data subset)."""
 
 from lmao.logs import tee_stderr
-from lmao.tasks import build_task
+from lmao.tasks import build_task, subsample_task
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
-build_task(sm.params.task, sm.output.task)
+spec = sm.params.task
+if "subset_of" in spec:
+    subsample_task(sm.input.parent, sm.output.task, spec["n_train"],
+                   seed=spec.get("split", {}).get("seed", 0))
+else:
+    build_task(spec, sm.output.task)
