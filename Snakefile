@@ -28,6 +28,7 @@ wildcard_constraints:
     sample=r"\d+",
     seed=r"-?\d+",
     parser=r"[A-Za-z0-9_.]+",
+    download=r"[A-Za-z0-9_.-]+",
 
 
 include: "rules/common.smk"

@@ -79,6 +79,9 @@ def iter_texts(source: dict) -> Iterator[str]:
         yield from text_lines(source["path"])
     elif kind == "jsonl":
         yield from jsonl_texts(source["path"], source.get("field", "text"))
+    elif kind == "acl_imdb":
+        for split in source.get("splits", ["train", "unsup"]):
+            yield from (review.text for review in acl_imdb_reviews(source["path"], split))
     elif kind == "reddit":
         from .reddit import reddit_comments
 
@@ -180,8 +183,29 @@ def jsonl_labelled(path: str | Path, text_field: str = "text", label_field: str 
     return items
 
 
+def acl_imdb_reviews(root: str | Path, split: str) -> Iterator[LabelledText]:
+    """Reviews of one split of the official aclImdb folder (`train`, `test`: `pos/` and `neg/`
+    labelled; `unsup`: label ""), in file-name order so the order is the same everywhere.
+    Texts are as in the files (`<br />` included), as in the JSON lines copies."""
+    folder = Path(root) / split
+    labels = ("unsup",) if split == "unsup" else ("neg", "pos")
+    if not all((folder / label).is_dir() for label in labels):
+        raise InputError(folder, None, f"expected the aclImdb layout: {split}/{'/, '.join(labels)}/"
+                         " folders of <id>_<rating>.txt files")
+    for label in labels:
+        for path in sorted((folder / label).glob("*.txt"),
+                           key=lambda p: tuple(int(x) for x in p.stem.split("_"))):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as err:
+                raise InputError(path, None, f"invalid UTF-8 ({err.reason})") from err
+            yield LabelledText(text.strip(), "" if label == "unsup" else label)
+
+
 def iter_labelled(source: dict) -> list[LabelledText]:
     kind = source["type"]
+    if kind == "acl_imdb":
+        return list(acl_imdb_reviews(source["path"], source.get("split", "train")))
     if kind == "gensim_newsgroups":
         return newsgroup_posts(source.get("path"))
     if kind == "gensim_polarity":  # gensim's copy of the Pang & Lee sentences is cp1252

@@ -1,6 +1,8 @@
 # Helpers shared by every .smk file (paths and input functions). All logic about the
 # experiment itself lives in lmao.experiment; this file only turns it into file names.
 
+import os
+
 from lmao.experiment import NO_PRETRAINING, Experiment
 from lmao.workflow import export_package_path
 
@@ -19,6 +21,32 @@ LOGS = f"logs/{EXPERIMENT.name}"
 
 def ancient_all(inputs):
     return {name: ancient(path) for name, path in inputs.items()}
+
+
+DOWNLOADS = "downloads"  # shared by every config: a data set is fetched once
+
+
+def downloads_in(spec):
+    """The `download` outputs a config entry reads: every path under downloads/<name>/."""
+    found = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and value.startswith(f"{DOWNLOADS}/"):
+            found.add(os.path.join(*value.split(os.sep)[:2]))
+
+    walk(spec)
+    return sorted(found)
+
+
+def corpus_inputs(wildcards):
+    paths = downloads_in(config["corpora"][wildcards.corpus])
+    return ancient_all({f"download{i}": path for i, path in enumerate(paths)})
 
 
 def store_dir(corpus):
@@ -50,7 +78,10 @@ def pretrain_inputs(wildcards):
 
 def vector_source_inputs(wildcards):
     spec = config["vectors"][wildcards.table]
-    return ancient_all({"store": store_dir(spec["train"]["corpus"])} if "train" in spec else {})
+    inputs = {f"download{i}": path for i, path in enumerate(downloads_in(spec))}
+    if "train" in spec:
+        inputs["store"] = store_dir(spec["train"]["corpus"])
+    return ancient_all(inputs)
 
 
 def parser_task(wildcards):
@@ -66,8 +97,10 @@ def task_spec(wildcards):
 
 def task_inputs(wildcards):
     """A low-data task is cut from its parent task's splits; a configured task needs none."""
-    parent = EXPERIMENT.tasks()[wildcards.task].get("subset_of")
-    return ancient_all({"parent": f"{RESULTS}/tasks/{parent}"}) if parent else {}
+    spec = EXPERIMENT.tasks()[wildcards.task]
+    if "subset_of" in spec:
+        return ancient_all({"parent": f"{RESULTS}/tasks/{spec['subset_of']}"})
+    return ancient_all({f"download{i}": path for i, path in enumerate(downloads_in(spec))})
 
 
 def finetune_inputs(wildcards):

@@ -1,7 +1,22 @@
-# Unlabelled corpora, tokenized once into token stores (see lmao.store).
+# Downloads (URL + checksum), and unlabelled corpora tokenized once into token stores.
+
+
+rule download:
+    output:
+        folder=directory(f"{DOWNLOADS}/{{download}}"),
+    params:
+        spec=lambda wildcards: config["downloads"][wildcards.download],
+    log:
+        f"{LOGS}/download/{{download}}.log",
+    conda:
+        "../envs/corpora.yaml"
+    script:
+        "../workflow_scripts/download.py"
 
 
 rule tokenize_corpus:
+    input:
+        unpack(corpus_inputs),
     output:
         store=directory(f"{RESULTS}/corpora/{{corpus}}"),
     params:
