@@ -125,11 +125,34 @@ def save_figure(fig: plt.Figure, path: str | Path) -> None:
             fig.savefig(tmp, dpi=120, format=target.suffix.lstrip("."))
 
 
+def _panels(n: int) -> tuple[plt.Figure, list]:
+    """A figure of `n` side-by-side panels (at least one)."""
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(5.5 * max(n, 1), 4), squeeze=False)
+    return fig, list(axes[0])
+
+
+def _label(ax, title: str, xlabel: str, ylabel: str, log_x: bool = False) -> None:  # noqa: ANN001
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _finish(fig: plt.Figure, path: str | Path) -> plt.Figure:
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return fig
+
+
 def learning_curves(table: pd.DataFrame, path: str | Path) -> plt.Figure:
     """Dev score per epoch, one panel per task, one line per init, a band over seeds."""
     tasks = sorted(table["task"].unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+    fig, axes = _panels(len(tasks))
+    for ax, task in zip(axes, tasks, strict=True):
         task_type = table.loc[table["task"] == task, "task_type"].iloc[0]
         metric = PRIMARY_METRIC[task_type]
         rows = table[(table["task"] == task) & (table["metric"] == metric)]
@@ -140,15 +163,8 @@ def learning_curves(table: pd.DataFrame, path: str | Path) -> plt.Figure:
                             label=Init(run, words).label)
             ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.15,
                             color=line.get_color())
-        ax.set_title(task)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"dev {metric} (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-    return fig
+        _label(ax, task, "epoch", f"dev {metric} (%)")
+    return _finish(fig, path)
 
 
 def score_vs_words(table: pd.DataFrame, path: str | Path) -> plt.Figure:
@@ -156,8 +172,8 @@ def score_vs_words(table: pd.DataFrame, path: str | Path) -> plt.Figure:
     run with error bars (std over runs), no pre-training as a dashed line with a band."""
     best = best_per_run(on_chosen_samples(table))
     tasks = sorted(best["task"].unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+    fig, axes = _panels(len(tasks))
+    for ax, task in zip(axes, tasks, strict=True):
         rows = best[best["task"] == task]
         stats = (rows.groupby(["pretrain_run", "words"])["value"]
                  .agg(["mean", "std"]).fillna(0.0) * 100).reset_index()
@@ -171,16 +187,8 @@ def score_vs_words(table: pd.DataFrame, path: str | Path) -> plt.Figure:
             ax.axhline(mean, color="black", ls="--", lw=1, label="no pre-training")
             ax.axhspan(mean - std, mean + std, color="black", alpha=0.08)
         metric = PRIMARY_METRIC[table.loc[table["task"] == task, "task_type"].iloc[0]]
-        ax.set_xscale("log")
-        ax.set_title(task)
-        ax.set_xlabel("pre-training words")
-        ax.set_ylabel(f"best-epoch dev {metric} (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-    return fig
+        _label(ax, task, "pre-training words", f"best-epoch dev {metric} (%)", log_x=True)
+    return _finish(fig, path)
 
 
 def low_data_curves(table: pd.DataFrame, path: str | Path) -> plt.Figure:
@@ -190,9 +198,8 @@ def low_data_curves(table: pd.DataFrame, path: str | Path) -> plt.Figure:
         table[["task", "base_task", "n_train"]].drop_duplicates(), on="task")
     sized = best[best["n_train"] > 0]
     bases = sorted(b for b, g in sized.groupby("base_task") if g["n_train"].nunique() > 1)
-    fig, axes = plt.subplots(1, max(len(bases), 1), figsize=(5.5 * max(len(bases), 1), 4),
-                             squeeze=False)
-    for ax, base in zip(axes[0], bases, strict=False):
+    fig, axes = _panels(len(bases))
+    for ax, base in zip(axes, bases, strict=False):
         rows = sized[sized["base_task"] == base]
         for run, words in _init_order(rows):
             sel = rows[(rows["pretrain_run"] == run) & (rows["words"] == words)]
@@ -200,19 +207,12 @@ def low_data_curves(table: pd.DataFrame, path: str | Path) -> plt.Figure:
             ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", ms=4,
                         capsize=3, label=Init(run, int(words)).label)
         metric = PRIMARY_METRIC[table.loc[table["base_task"] == base, "task_type"].iloc[0]]
-        ax.set_xscale("log")
-        ax.set_title(base)
-        ax.set_xlabel("labelled training examples")
-        ax.set_ylabel(f"best-epoch dev {metric} (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _label(ax, base, "labelled training examples", f"best-epoch dev {metric} (%)",
+               log_x=True)
     if not bases:
-        axes[0][0].text(0.5, 0.5, "no task has train_sizes", ha="center",
-                        transform=axes[0][0].transAxes)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-    return fig
+        axes[0].text(0.5, 0.5, "no task has train_sizes", ha="center",
+                     transform=axes[0].transAxes)
+    return _finish(fig, path)
 
 
 def summary_metrics(table: pd.DataFrame) -> dict:
@@ -266,7 +266,7 @@ def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.Da
 
 def pretraining_curves(logs: dict[str, str | Path], path: str | Path) -> plt.Figure:
     """Loss and words/s against words seen (log x), one line per pre-training run."""
-    fig, (loss_ax, speed_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (loss_ax, speed_ax) = _panels(2)
     for name, log_path in sorted(logs.items()):
         log = pd.read_json(log_path, lines=True)
         loss_ax.plot(log["words"], log["loss"], label=name, lw=1)
@@ -275,16 +275,8 @@ def pretraining_curves(logs: dict[str, str | Path], path: str | Path) -> plt.Fig
         loss_ax.text(0.5, 0.5, "no pre-training runs", ha="center", transform=loss_ax.transAxes)
     for ax, label in ((loss_ax, "training loss per word with a target"),
                       (speed_ax, "words/s (since the job started)")):
-        if logs:
-            ax.set_xscale("log")
-            ax.legend(fontsize=8)
-        ax.set_xlabel("words seen")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-    return fig
+        _label(ax, "", "words seen", label, log_x=bool(logs))
+    return _finish(fig, path)
 
 
 def best_per_run(table: pd.DataFrame) -> pd.DataFrame:
