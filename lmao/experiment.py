@@ -38,6 +38,8 @@ class Init:
     def label(self) -> str:
         if self.run == NO_PRETRAINING:
             return "no pre-training"
+        if self.words == 0:  # no checkpoint: a multi-task configuration
+            return f"{self.run} (multi-task)"
         return f"{self.run} {human(self.words)}"
 
 
@@ -94,6 +96,16 @@ def check_references(config: dict[str, Any]) -> None:
             if run["corpus"] == decode["corpus"]:
                 raise ConfigError(f"decode.corpus: {decode['corpus']!r} is the pre-training "
                                   f"text of pretrain.{name}; decoding needs held-out text")
+    for name, spec in (config["finetune"].get("multitask") or {}).items():
+        if name == NO_PRETRAINING or name in config["pretrain"]:
+            raise ConfigError(f"finetune.multitask.{name}: the name is taken (no pre-training "
+                              "or a pre-training run)")
+        if spec["corpus"] not in corpora:
+            raise ConfigError(f"finetune.multitask.{name}.corpus: no corpus named "
+                              f"{spec['corpus']!r}")
+        if spec["vectors"] not in vectors:
+            raise ConfigError(f"finetune.multitask.{name}.vectors: no vector table named "
+                              f"{spec['vectors']!r}")
     for name, spec in config["tasks"].items():
         for n in spec.get("train_sizes", []):
             if f"{name}-n{n}" in config["tasks"]:
@@ -125,9 +137,21 @@ class Experiment:
     def name(self) -> str:
         return self.config["name"]
 
+    def multitask(self) -> dict[str, dict[str, Any]]:
+        """`finetune.multitask`: configurations trained from scratch with the LMAO loss as an
+        auxiliary objective; each is an init of its own (run name, words 0)."""
+        return self.config["finetune"].get("multitask") or {}
+
+    def auxiliary(self, run: str, store: str | Path, vectors: str | Path):  # noqa: ANN201
+        """The auxiliary objective of a multi-task init (None for any other init)."""
+        from .multitask import AuxiliarySettings
+
+        spec = self.multitask().get(run)
+        return None if spec is None else AuxiliarySettings.from_dict(spec, store, vectors)
+
     def encoder(self, run: str = NO_PRETRAINING) -> EncoderSettings:
         base = dict(self.config.get("encoder") or {})
-        if run != NO_PRETRAINING:
+        if run in self.config["pretrain"]:
             base.update(self.config["pretrain"][run].get("encoder") or {})
         return EncoderSettings.from_dict(base)
 
@@ -150,13 +174,14 @@ class Experiment:
         inits = [Init(NO_PRETRAINING, 0)]
         for run in self.config["pretrain"]:
             inits.extend(Init(run, words) for words in self.checkpoints(run))
+        inits.extend(Init(run, 0) for run in self.multitask())
         return inits
 
     def input_vectors(self, run: str) -> str | None:
         """The vector table the encoder reads as input, if it reads one."""
         if not self.encoder(run).include_static_vectors:
             return None
-        if run == NO_PRETRAINING:
+        if run not in self.config["pretrain"]:  # no pre-training, or multi-task from scratch
             table = self.config["finetune"].get("input_vectors")
             if table is None:
                 raise ConfigError("finetune.input_vectors: the encoder reads static vectors, so "

@@ -23,6 +23,7 @@ from thinc.api import Config, Optimizer
 
 from .encoder import EncoderSettings, tok2vec_config
 from .fileio import atomic_dir, atomic_path
+from .multitask import AuxiliaryLMAO, AuxiliarySettings
 from .ops import BlasOps, using_ops
 
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
@@ -219,6 +220,7 @@ def finetune(
     vectors: str | Path | None = None,
     labels: dict[str, Any] | None = None,
     best_model_dir: str | Path | None = None,
+    auxiliary: AuxiliarySettings | None = None,
 ) -> list[dict]:
     """Train for `epochs` epochs; write one JSON line of dev scores per epoch to `out_path`,
     then, where the task has a test split, one line of the best dev epoch's test scores.
@@ -226,7 +228,8 @@ def finetune(
     `labels` (task, pretraining run, words, sample, seed...) are copied into every line, so
     each log describes itself and the report needs nothing but the files. With
     `best_model_dir`, the pipeline of the best epoch (on the task's primary dev metric, with
-    the optimizer's parameter averages) is saved there.
+    the optimizer's parameter averages) is saved there. With `auxiliary`, every task batch is
+    followed by a batch of the LMAO objective on unlabelled text (multi-task training).
     """
     config = training_config(task_type, task_dir, encoder, hyperparameters, seed,
                              init_tok2vec, vectors)
@@ -234,14 +237,17 @@ def finetune(
     schedule = (float(hp["encoder_lr_scale"]), int(hp["freeze_encoder_epochs"]))
     with using_ops(BlasOps(seed=seed)):
         return _train(task_type, config, Path(task_dir), seed, epochs, out_path, labels,
-                      Path(best_model_dir) if best_model_dir else None, schedule)
+                      Path(best_model_dir) if best_model_dir else None, schedule, auxiliary)
 
 
 def _train(task_type: str, config: Config, task_dir: Path, seed: int, epochs: int,  # noqa: PLR0913
            out_path: str | Path, labels: dict[str, Any] | None,
-           best_model_dir: Path | None, schedule: tuple[float, int]) -> list[dict]:
+           best_model_dir: Path | None, schedule: tuple[float, int],
+           auxiliary: AuxiliarySettings | None = None) -> list[dict]:
     encoder_lr_scale, frozen_epochs = schedule
     nlp = init_nlp(config)
+    aux = None if auxiliary is None else AuxiliaryLMAO(
+        nlp.get_pipe("tok2vec").model, nlp.vocab, auxiliary, seed)
     training = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
     optimizer, batcher, dropout = training["optimizer"], training["batcher"], training["dropout"]
     train = read_examples(nlp, task_dir / "train.spacy")
@@ -259,6 +265,9 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int, epochs: in
                 optimizer, encoder_lr_scale)
             for batch in batcher(train):
                 nlp.update(batch, drop=dropout, sgd=False, losses=losses)
+                if aux is not None:
+                    losses["lmao_aux"] = losses.get("lmao_aux", 0.0) + aux.update()
+                    aux.finish_update(optimizer)
                 apply_gradients(nlp, optimizer, encoder_optimizer)
             with nlp.use_params(optimizer.averages):
                 scores = evaluate(task_type, nlp, dev)

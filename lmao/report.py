@@ -169,7 +169,8 @@ def learning_curves(table: pd.DataFrame, path: str | Path) -> plt.Figure:
 
 def score_vs_words(table: pd.DataFrame, path: str | Path) -> plt.Figure:
     """Best-epoch dev score against pre-training words (log x): one line per pre-training
-    run with error bars (std over runs), no pre-training as a dashed line with a band."""
+    run with error bars (std over runs); no pre-training and multi-task inits (no
+    checkpoint) as dashed levels with a ±1 std band."""
     best = best_per_run(on_chosen_samples(table))
     tasks = sorted(best["task"].unique())
     fig, axes = _panels(len(tasks))
@@ -177,15 +178,15 @@ def score_vs_words(table: pd.DataFrame, path: str | Path) -> plt.Figure:
         rows = best[best["task"] == task]
         stats = (rows.groupby(["pretrain_run", "words"])["value"]
                  .agg(["mean", "std"]).fillna(0.0) * 100).reset_index()
-        baseline = stats[stats["pretrain_run"] == NO_PRETRAINING]
-        for run, points in stats[stats["pretrain_run"] != NO_PRETRAINING].groupby(
-                "pretrain_run"):
+        for run, points in stats[stats["words"] > 0].groupby("pretrain_run"):
             ax.errorbar(points["words"], points["mean"], yerr=points["std"], marker="o",
                         ms=4, capsize=3, label=run)
-        if not baseline.empty:
-            mean, std = baseline["mean"].iloc[0], baseline["std"].iloc[0]
-            ax.axhline(mean, color="black", ls="--", lw=1, label="no pre-training")
-            ax.axhspan(mean - std, mean + std, color="black", alpha=0.08)
+        for level in stats[stats["words"] == 0].itertuples():  # no checkpoint: a level
+            line = ax.axhline(level.mean, ls="--", lw=1,
+                              color="black" if level.pretrain_run == NO_PRETRAINING else None,
+                              label=Init(level.pretrain_run, 0).label)
+            ax.axhspan(level.mean - level.std, level.mean + level.std, alpha=0.08,
+                       color=line.get_color())
         metric = PRIMARY_METRIC[table.loc[table["task"] == task, "task_type"].iloc[0]]
         _label(ax, task, "pre-training words", f"best-epoch dev {metric} (%)", log_x=True)
     return _finish(fig, path)

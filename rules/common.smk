@@ -106,7 +106,11 @@ def task_inputs(wildcards):
 def finetune_inputs(wildcards):
     """The task data, plus the checkpoint and input vectors this init needs."""
     inputs = {"task": f"{RESULTS}/tasks/{wildcards.task}"}
-    if wildcards.run != NO_PRETRAINING:
+    multitask = EXPERIMENT.multitask().get(wildcards.run)
+    if multitask is not None:  # unlabelled text and target vectors of the auxiliary loss
+        inputs["aux_store"] = store_dir(multitask["corpus"])
+        inputs["aux_vectors"] = vectors_dir(multitask["vectors"])
+    elif wildcards.run != NO_PRETRAINING:
         inputs["checkpoint"] = checkpoint_path(wildcards.run, wildcards.words)
     table = EXPERIMENT.input_vectors(wildcards.run)
     if table is not None:

@@ -93,9 +93,11 @@ def all_tasks(config: dict) -> dict[str, dict]:
 
 
 def inits(config: dict) -> set[tuple[str, int]]:
-    """Every (pre-training run, words) a fine-tuning run starts from, baseline included."""
-    return {("none", 0)} | {(run, words) for run, spec in config["pretrain"].items()
-                            for words in spec["checkpoints"]}
+    """Every (pre-training run, words) a fine-tuning run starts from: the baseline, each
+    checkpoint, and each multi-task configuration (words 0)."""
+    return ({("none", 0)} | {(run, words) for run, spec in config["pretrain"].items()
+                             for words in spec["checkpoints"]}
+            | {(run, 0) for run in config["finetune"].get("multitask", {})})
 
 
 @pytest.fixture(scope="session")

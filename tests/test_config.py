@@ -8,13 +8,14 @@ from lmao.experiment import ConfigError, Experiment, human, load_config
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "test.yaml", "config.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
 def test_shipped_configs_are_valid(name):
     config = load_config(REPO / "config" / name)
     experiment = Experiment(config)
     inits = experiment.inits()
     assert inits[0].run == "none"
-    assert len(inits) == 1 + sum(len(set(r["checkpoints"])) for r in config["pretrain"].values())
+    assert len(inits) == 1 + sum(len(set(r["checkpoints"])) for r in config["pretrain"].values()
+                                 ) + len(config["finetune"].get("multitask", {}))
 
 
 def edited(tmp_path, change) -> Path:
@@ -72,3 +73,13 @@ def test_train_sizes_make_low_data_tasks(tmp_path):
 
     with pytest.raises(ConfigError, match=r"tasks\.polarity\.train_sizes: 10"):
         load_config(edited(tmp_path, clash))
+
+
+def test_multitask_names_a_corpus_and_vectors_and_is_an_init(tmp_path):
+    def add(config, corpus="lee"):
+        config["finetune"]["multitask"] = {"aux": {"corpus": corpus, "vectors": "lee_floret"}}
+
+    experiment = Experiment(load_config(edited(tmp_path, add)))
+    assert [i.label for i in experiment.inits()][-1] == "aux (multi-task)"
+    with pytest.raises(ConfigError, match=r"finetune\.multitask\.aux\.corpus: no corpus"):
+        load_config(edited(tmp_path, lambda c: add(c, corpus="nope")))

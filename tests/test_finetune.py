@@ -42,3 +42,30 @@ def test_the_best_dev_epoch_is_scored_once_on_test(tmp_path):
     nlp = spacy.load(tmp_path / "best")
     assert test["scores"] == evaluate("textcat", nlp, read_examples(nlp, task_dir / "test.spacy"))
     assert scores(tmp_path / "scores.jsonl")[-1]["split"] == "test"
+
+
+def test_multitask_adds_the_lmao_loss_on_unlabelled_text(lee_store, lee_vectors, tmp_path):
+    """With an auxiliary LMAO objective every epoch logs its loss, and the shared encoder
+    ends up elsewhere than without it (same seed, same task batches)."""
+    import numpy as np
+    import spacy
+
+    from lmao.multitask import AuxiliarySettings
+
+    task_dir = tmp_path / "task"
+    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
+                "split": {"seed": 0, "n_train": 60, "n_dev": 30}}, task_dir)
+    aux = AuxiliarySettings.from_dict({"weight": 1.0, "batch_words": 300,
+                                       "settings": {"hidden_width": 0}}, lee_store, lee_vectors)
+    weights = {}
+    for name, auxiliary in (("plain", None), ("multitask", aux)):
+        rows = finetune("textcat", task_dir, ENCODER, {}, 0, 2, tmp_path / f"{name}.jsonl",
+                        best_model_dir=tmp_path / name, auxiliary=auxiliary)
+        losses = [row["losses"] for row in rows if row["split"] == "dev"]
+        assert all(("lmao_aux" in lo) == (auxiliary is not None) for lo in losses)
+        model = spacy.load(tmp_path / name).get_pipe("tok2vec").model
+        weights[name] = [node.get_param(param) for node in model.walk()
+                         for param in node.param_names if node.has_param(param)]
+    assert losses[-1]["lmao_aux"] > 0
+    assert not all(np.array_equal(a, b)
+                   for a, b in zip(weights["plain"], weights["multitask"], strict=True))

@@ -26,7 +26,8 @@ def test_dry_run_through_the_slurm_profile(test_config):
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
     n_finetune = len(all_tasks(config)) * len(inits(config)) * len(config["finetune"]["seeds"])
     assert int(stats["finetune"]) == n_finetune
-    assert int(stats["pretrain"]) == len(inits(config)) - 1
+    assert int(stats["pretrain"]) == sum(len(spec["checkpoints"])
+                                         for spec in config["pretrain"].values())
 
 
 def test_search_samples_are_separate_jobs(test_config, tmp_path):
@@ -88,6 +89,16 @@ def test_plots_are_images_in_png_and_svg(finished_run):
         assert ET.parse(results / f"{name}.svg").getroot().tag.endswith("svg")
     assert {p.name for p in (results / "tables").glob("*.csv")} == {
         "epochs.csv", "best.csv", "paired.csv", "test.csv"}
+
+
+@pytest.mark.slow
+def test_multitask_init_sits_beside_the_checkpoints(finished_run):
+    results, config = finished_run
+    [name] = config["finetune"]["multitask"]
+    text = (results / "table.md").read_text()
+    assert f"{name} (multi-task)" in text.split("## Paired with no pre-training")[1]
+    curves = pd.read_csv(results / "curves.csv")
+    assert f"{name} (multi-task)" in set(curves["init"])
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ finetune(
     out_path=sm.output.scores,
     init_tok2vec=sm.input.get("checkpoint"),
     vectors=sm.input.get("vectors"),
+    auxiliary=experiment.auxiliary(w.run, sm.input.get("aux_store"), sm.input.get("aux_vectors")),
     labels={**experiment.task_labels(w.task, sm.input.task), "pretrain_run": w.run,
             "words": int(w.words), "sample": int(w.sample), "seed": seed},
 )
