@@ -83,7 +83,9 @@ def build_textcat_task(task: dict, out_dir: str | Path) -> dict:
     if "test_source" in task:
         test_items = iter_labelled(task["test_source"])
         parts = split_labelled(pool, split["seed"], split["n_train"], split["n_dev"], 0)
-        parts["test"] = test_items[: split.get("n_test")] if split.get("n_test") else test_items
+        if split.get("n_test"):  # a seeded sample: test files are often sorted by label
+            test_items = random.Random(split["seed"]).sample(test_items, split["n_test"])
+        parts["test"] = test_items
     else:
         parts = split_labelled(pool, split["seed"], split["n_train"], split["n_dev"],
                                split.get("n_test"))

@@ -31,6 +31,27 @@ def test_imdb_split_follows_the_study_recipe(tmp_path):
             .get_docs(vocab)][:3] == [item.text for item in parts["train"][:3]]
 
 
+def test_a_smaller_test_split_is_a_seeded_sample_of_the_test_source(tmp_path):
+    """The full IMDB test file lists all negative reviews first, so its first N would be one
+    class; here real reviews sorted the same way."""
+    import json
+
+    from lmao.fileio import read_jsonl
+
+    train = shared_data("imdb", "mini", "train.jsonl.gz")
+    rows = sorted((obj for _, obj in read_jsonl(shared_data("imdb", "mini", "test.jsonl.gz"))),
+                  key=lambda obj: obj["label"])
+    test = tmp_path / "sorted.jsonl"
+    test.write_text("".join(json.dumps(obj) + "\n" for obj in rows))
+    task = {"type": "textcat", "source": {"type": "jsonl", "path": str(train)},
+            "test_source": {"type": "jsonl", "path": str(test)},
+            "split": {"seed": 0, "n_train": 100, "n_dev": 150, "n_test": 100}}
+    assert build_task(task, tmp_path / "t")["sizes"]["test"] == 100
+    docs = DocBin().from_disk(tmp_path / "t" / "test.spacy").get_docs(spacy.blank("en").vocab)
+    positive = sum(doc.cats["pos"] == 1.0 for doc in docs)
+    assert 25 <= positive <= 75
+
+
 def test_ud_task_keeps_gold_trees(tmp_path):
     dev = shared_data("ud_english_ewt", "en_ewt-ud-dev.conllu.gz")
     task = {"type": "ud", "source": {"format": "conllu", "train": str(dev), "dev": str(dev),
