@@ -63,7 +63,8 @@ def local_profile(folder: Path) -> Path:
 def textcat_config(folder: Path, config: dict) -> Path:
     """The tiny test config's textcat branch: corpus, vectors, two checkpoints, two seeds."""
     polarity = {k: v for k, v in config["tasks"]["polarity"].items() if k != "train_sizes"}
-    config = {**config, "tasks": {"polarity": polarity},
+    finetune = {k: v for k, v in config["finetune"].items() if k != "multitask"}
+    config = {**config, "tasks": {"polarity": polarity}, "finetune": finetune,
               "pretrain": {"lmao": config["pretrain"]["lmao"]}}
     config.pop("parsers", None)
     folder.mkdir(parents=True)
