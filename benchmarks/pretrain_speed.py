@@ -4,7 +4,8 @@ Both train the same tok2vec (spacy.Tok2Vec.v2, MultiHashEmbed rows 5000/1000/250
 MaxoutWindowEncoder of the given width and depth 4) with spaCy's vectors objective head
 (Maxout 300 × 3 pieces + Linear), cosine loss, batches of ~3000 words, on the same text
 and the same target vectors. spaCy runs its own `pretrain` function (what `spacy pretrain`
-calls), instrumented only to time each update and record its loss; ours runs
+calls), instrumented only to time each update and record the loss of the tokens that
+train (the 15% masked ones with a target vector; our engine logs the same); ours runs
 `lmao.pretrain.pretrain` on the token store of the same text (tokenizing once is the point
 of the store, so its one-off cost is printed separately). Each engine runs in its own
 process so its peak memory is its own.
@@ -118,17 +119,29 @@ def spacy_config(workdir: Path, width: int, batch_words: int):
 
 
 def run_spacy(workdir: Path, width: int, batch_words: int) -> dict:
+    import spacy.ml.models.multi_task as multi_task
     import spacy.training.pretrain as spacy_pretrain
 
-    records = []
-    original = spacy_pretrain.make_update
+    records, masks = [], []
+    apply_mask = multi_task._apply_mask
+
+    def recording_mask(docs, random_words, mask_prob=0.15):  # noqa: ANN001, ANN202
+        mask, masked_docs = apply_mask(docs, random_words, mask_prob=mask_prob)
+        masks.append(mask)  # True: the token is kept as is and sends no gradient
+        return mask, masked_docs
 
     def timed_update(model, docs, optimizer, objective_func):  # noqa: ANN001, ANN202
-        started = time.perf_counter()
-        loss = original(model, docs, optimizer, objective_func)
-        records.append((started, time.perf_counter(), sum(len(d) for d in docs), loss))
-        return loss
+        started = time.perf_counter()  # make_update's four lines, timed
+        predictions, backprop = model.begin_update(docs)
+        loss, gradients = objective_func(model.ops, docs, predictions)
+        backprop(gradients)
+        model.finish_update(optimizer)
+        ended = time.perf_counter()
+        loss_sum, n_known = _trained_cosine_loss(docs, predictions, ~masks[-1])
+        records.append((started, ended, sum(len(d) for d in docs), loss_sum, n_known))
+        return float(loss)
 
+    multi_task._apply_mask = recording_mask
     spacy_pretrain.make_update = timed_update
     out = workdir / f"spacy-{width}"
     out.mkdir()
@@ -136,7 +149,23 @@ def run_spacy(workdir: Path, width: int, batch_words: int) -> dict:
     words = sum(r[2] for r in records)
     seconds = records[-1][1] - records[0][0]
     return {"words": words, "words_per_s": words / seconds, "seconds": seconds,
-            "loss_per_word": _loss_per_word([(r[2], r[3] * r[2]) for r in records])}
+            "trained_loss": _trained_loss([r[2:] for r in records])}
+
+
+def _trained_cosine_loss(docs, predictions, trained) -> tuple[float, int]:  # noqa: ANN001
+    """Summed cosine loss over the masked tokens whose exact form has a vector (the tokens
+    that train), and their number: what our engine logs."""
+    import numpy
+    from spacy.attrs import ID
+    from spacy.util import OOV_RANK
+
+    rows = numpy.concatenate([doc.to_array(ID).ravel() for doc in docs])  # as spaCy's loss
+    chosen = trained & (rows != OOV_RANK)
+    target = docs[0].vocab.vectors.data[rows[chosen]]
+    guess = numpy.asarray(predictions)[chosen]
+    cosine = (guess * target).sum(1) / (numpy.linalg.norm(guess, axis=1)
+                                        * numpy.linalg.norm(target, axis=1) + 1e-8)
+    return float((1.0 - cosine).sum()), int(chosen.sum())
 
 
 def run_ours(workdir: Path, width: int, batch_words: int, words: int) -> dict:
@@ -153,21 +182,22 @@ def run_ours(workdir: Path, width: int, batch_words: int, words: int) -> dict:
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     return {"words": words, "words_per_s": log[-1]["words_per_s"],
             "seconds": log[-1]["elapsed_s"],
-            "loss_per_word": _loss_per_word([(r["interval_words"], r["loss_sum"]) for r in log])}
+            "trained_loss": _trained_loss([(r["interval_words"], r["loss_sum"], r["known_words"])
+                                           for r in log])}
 
 
-def _loss_per_word(pairs: list[tuple[int, float]]) -> dict:
-    """Summed cosine loss / all tokens (tokens without a target count as 0, the way spaCy's
-    normalised loss counts them), overall and over the last 20% of the words."""
-    total_words = sum(w for w, _ in pairs)
-    seen, tail_words, tail_loss = 0, 0, 0.0
-    for words, loss in pairs:
+def _trained_loss(records: list[tuple[int, float, int]]) -> dict:
+    """Mean cosine loss per trained token (masked, with a target vector), overall and over
+    the last 20% of the words, from (words, summed loss, trained tokens) per interval."""
+    total_words = sum(r[0] for r in records)
+    seen, tail_loss, tail_n = 0, 0.0, 0
+    for words, loss, n in records:
         seen += words
         if seen > 0.8 * total_words:
-            tail_words += words
             tail_loss += loss
-    return {"all": sum(loss for _, loss in pairs) / total_words,
-            "last_20pct": tail_loss / max(tail_words, 1)}
+            tail_n += n
+    return {"all": sum(r[1] for r in records) / max(sum(r[2] for r in records), 1),
+            "last_20pct": tail_loss / max(tail_n, 1)}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -213,9 +243,9 @@ def main() -> None:
             speedup = ours["words_per_s"] / spacy_result["words_per_s"]
             speedups.append(speedup)
             for name, r in (("spacy pretrain", spacy_result), ("lmao engine", ours)):
-                loss = r["loss_per_word"]
+                loss = r["trained_loss"]
                 print(f"width {width:4d}  {name:15s} {r['words']:>9,} words "
-                      f"{r['words_per_s']:>9,.0f} words/s  loss/word {loss['all']:.4f} "
+                      f"{r['words_per_s']:>9,.0f} words/s  masked loss {loss['all']:.4f} "
                       f"(last 20%: {loss['last_20pct']:.4f})  "
                       f"peak RSS {r['peak_rss_mb']:,.0f} MB")
             print(f"width {width:4d}  speedup {speedup:.2f}")

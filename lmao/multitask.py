@@ -22,6 +22,7 @@ from .pretrain import (
     VectorObjective,
     WordStream,
     output_layer,
+    update_output,
 )
 from .store import TokenStore
 from .vectors import load_table, type_rows
@@ -79,13 +80,10 @@ class AuxiliaryLMAO:
         splits = np.split(inputs, np.cumsum(lengths)[:-1])
         docs = [Doc(self.vocab, words=[self.input_types[i] for i in seg]) for seg in splits]
         encoded, bp_encoded = self.tok2vec.begin_update(docs)
-        ops = self.tok2vec.ops
-        prediction, bp_head = self.head.begin_update(ops.flatten(encoded))
-        d_pred, token_loss, _known = self.objective(ops.asarray(ids), lengths, prediction, None)
-        if trained is not None:
-            d_pred *= ops.asarray(trained)
-        d_encoded = bp_head(d_pred * self.settings.weight)
-        bp_encoded(ops.unflatten(d_encoded, ops.asarray1i(lengths)))
+        d_encoded, token_loss, _known = update_output(
+            self.head, self.objective, encoded, self.tok2vec.ops.asarray(ids), lengths,
+            trained, weight=self.settings.weight)
+        bp_encoded(d_encoded)
         return float(token_loss.sum())
 
     def finish_update(self, optimizer: Optimizer) -> None:

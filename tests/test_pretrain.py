@@ -235,3 +235,38 @@ def test_input_features_tell_words_apart(lee_store):
     assert len(set(keys[:, 3])) > 5  # shapes: Xxxx, dd, x'x, ...
     with pytest.raises(ValueError, match="attribute"):
         TypeFeatures(types, ["NORM"], Vocab())
+
+
+@pytest.mark.parametrize("loss", ["cosine", "L2"])
+def test_output_on_trained_tokens_only_gives_the_full_gradients(loss):
+    """Running the output layer on the masked tokens only must give the encoder exactly
+    the gradients of running it on every token and zeroing the others' (spaCy's way)."""
+    from thinc.api import NumpyOps
+
+    from lmao.pretrain import VectorObjective, output_layer, update_output
+
+    rng = np.random.default_rng(0)
+    lengths = [5, 9, 6]
+    table = rng.normal(size=(4, 8)).astype("float32")
+    objective = VectorObjective(table, np.array([0, 1, -1, 2, 3]), loss)
+    ids = rng.integers(0, 5, sum(lengths))
+    encoded = [rng.normal(size=(n, 12)).astype("float32") for n in lengths]
+    trained = np.array([1, 4, 7, 8, 15, 19])
+    output = output_layer(settings(loss=loss), objective.width)
+    output.initialize(X=np.concatenate(encoded))
+    linear = output.layers[-1]  # zero-initialised: give it weights so gradients flow
+    linear.set_param("W", rng.normal(size=linear.get_param("W").shape).astype("float32"))
+
+    d_encoded, token_loss, known = update_output(output, objective, encoded, ids, lengths, trained)
+
+    flat = NumpyOps().flatten(encoded)
+    prediction, backprop = output.begin_update(flat)
+    d_pred, full_loss, full_known = objective(ids, lengths, prediction)
+    mask = np.zeros((len(flat), 1), dtype="float32")
+    mask[trained] = 1
+    expected = backprop(d_pred * mask)
+    assert np.allclose(np.concatenate(d_encoded), expected, atol=1e-6)
+    untrained = np.setdiff1d(np.arange(len(flat)), trained)
+    assert np.abs(expected[trained]).sum() > 0 and not expected[untrained].any()
+    assert np.allclose(token_loss, full_loss[trained], atol=1e-6)
+    assert np.array_equal(known, full_known[trained])
