@@ -320,6 +320,9 @@ def evaluate_checkpoint(state_path: str | Path, settings: PretrainSettings,
     decode = decode or DecodeSettings()
     store = TokenStore(Path(store_dir))
     table = load_table(vectors_dir)
+    if table.mode == "floret":
+        raise ValueError(f"{vectors_dir}: a floret table has no word rows to decode to; "
+                         "decode against a word table (GloVe, fastText)")
     data = np.asarray(table.data, dtype=np.float32)
     rows_by_type = type_rows(store.types, table, settings.target_lookup == "lowercase")
     objective = VectorObjective(data, rows_by_type, settings.loss, settings.objective)

@@ -25,7 +25,7 @@ from .pretrain import (
     update_output,
 )
 from .store import TokenStore
-from .vectors import load_table, type_rows
+from .vectors import load_table, targets_for_types
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,9 @@ class AuxiliaryLMAO:
         self.store = TokenStore(settings.store)
         table = load_table(settings.vectors)
         lowercase = settings.pretrain.target_lookup == "lowercase"
-        self.objective = VectorObjective(
-            ops.asarray(np.asarray(table.data, dtype="float32")),
-            ops.asarray(type_rows(self.store.types, table, lowercase)),
-            settings.pretrain.loss, "own_word")
+        matrix, rows_by_type = targets_for_types(self.store.types, table, lowercase)
+        self.objective = VectorObjective(ops.asarray(matrix), ops.asarray(rows_by_type),
+                                         settings.pretrain.loss, "own_word")
         self.head = output_layer(settings.pretrain, self.objective.width)
         self.stream = WordStream(self.store, seed, shuffle=True,
                                  max_doc_length=settings.pretrain.max_doc_length,

@@ -48,7 +48,7 @@ from .encoder import EncoderSettings, build_tok2vec
 from .fileio import append_jsonl, write_bytes
 from .ops import BlasOps, using_ops
 from .store import TokenStore, read_heads
-from .vectors import load_table, type_rows
+from .vectors import load_table, targets_for_types
 
 OBJECTIVE_COLUMNS: dict[str, tuple] = {  # what each token predicts, left to right
     "own_word": (0,),
@@ -586,11 +586,10 @@ def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: l
     store = TokenStore(inputs.store)
     vectors_dir, input_vectors_dir = inputs.vectors, inputs.input_vectors
     targets = load_table(vectors_dir)
-    objective = VectorObjective(
-        ops.asarray(np.asarray(targets.data, dtype="float32")),
-        ops.asarray(type_rows(store.types, targets, settings.target_lookup == "lowercase")),
-        settings.loss, settings.objective,
-    )
+    matrix, rows_by_type = targets_for_types(store.types, targets,
+                                             settings.target_lookup == "lowercase")
+    objective = VectorObjective(ops.asarray(matrix), ops.asarray(rows_by_type), settings.loss,
+                                settings.objective)
     parse = None
     if objective.needs_heads:
         if inputs.parse is None:

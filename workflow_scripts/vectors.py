@@ -1,9 +1,9 @@
-"""Rules `train_vectors` / `import_vectors`: a spaCy vectors table from a corpus or a file."""
+"""Rule `vectors`: a spaCy vectors table trained on a corpus or imported from a file."""
 
 from lmao.logs import tee_stderr
 from lmao.store import TokenStore
 from lmao.train_vectors import train_floret_table
-from lmao.vectors import read_glove_text, save_table
+from lmao.vectors import read_fasttext_bin, read_glove_text, save_floret_table, save_table
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
@@ -13,6 +13,10 @@ if "train" in spec:
     train_floret_table(TokenStore(sm.input.store), sm.output.table, dim=train["dim"],
                        epochs=train["epochs"], min_count=train["min_count"],
                        model=train["model"], threads=sm.threads)
+elif "floret_bin" in spec:
+    save_floret_table(spec["floret_bin"]["path"], sm.output.table)
 else:
-    words, matrix = read_glove_text(spec["text"]["path"], spec["text"].get("max_rows"))
-    save_table(words, matrix, sm.output.table)
+    source = spec.get("text") or spec["fasttext_bin"]
+    read = read_glove_text if "text" in spec else read_fasttext_bin
+    words, matrix = read(source["path"], source.get("max_rows"))
+    save_table(words, matrix, sm.output.table, prune=source.get("prune"))
