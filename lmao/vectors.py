@@ -60,6 +60,27 @@ def read_fasttext_bin(path: str | Path, max_rows: int | None = None
     return words, np.asarray(kv.vectors[: len(words)], dtype="float32")
 
 
+FASTTEXT_MAGIC = 793712314
+
+
+def _check_fasttext_header(path: Path) -> None:
+    """Refuse what is plainly not a whole fastText/floret binary before floret reads it:
+    on a file cut short inside its dictionary, floret's reader grows a string until memory
+    runs out (minutes). The header gives dim and bucket; the input matrix alone holds at
+    least bucket × dim floats."""
+    if not path.is_file():
+        raise InputError(path, None, "no such file")
+    with open(path, "rb") as raw:
+        header = raw.read(44)
+    if len(header) < 44 or struct.unpack("<i", header[:4])[0] != FASTTEXT_MAGIC:
+        raise InputError(path, None, "not a floret binary model (no fastText header)")
+    dim, bucket = struct.unpack("<i", header[8:12])[0], struct.unpack("<i", header[40:44])[0]
+    size = path.stat().st_size
+    if size < 44 + 4 * dim * bucket:
+        raise InputError(path, None, f"not a floret binary model: truncated ({size:,} bytes; "
+                         f"its {bucket:,} × {dim} matrix alone needs more)")
+
+
 def save_floret_table(model_path: str | Path, out_dir: str | Path, lang: str = "en") -> str:
     """Write a floret binary model as a spaCy table; return its mode.
 
@@ -70,8 +91,7 @@ def save_floret_table(model_path: str | Path, out_dir: str | Path, lang: str = "
     import floret
     from spacy.training.initialize import convert_vectors
 
-    if not Path(model_path).is_file():
-        raise InputError(model_path, None, "no such file")
+    _check_fasttext_header(Path(model_path))
     try:
         model = floret.load_model(str(model_path))
     except (ValueError, RuntimeError, MemoryError) as err:
