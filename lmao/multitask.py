@@ -22,6 +22,7 @@ from .pretrain import (
     VectorObjective,
     WordStream,
     output_layer,
+    select_rows,
     update_output,
 )
 from .store import TokenStore
@@ -79,10 +80,12 @@ class AuxiliaryLMAO:
         splits = np.split(inputs, np.cumsum(lengths)[:-1])
         docs = [Doc(self.vocab, words=[self.input_types[i] for i in seg]) for seg in splits]
         encoded, bp_encoded = self.tok2vec.begin_update(docs)
-        d_encoded, token_loss, _known = update_output(
-            self.head, self.objective, encoded, self.tok2vec.ops.asarray(ids), lengths,
-            trained, weight=self.settings.weight)
-        bp_encoded(d_encoded)
+        ops = self.tok2vec.ops
+        rows, bp_select = select_rows(ops, encoded, trained)
+        d_rows, token_loss, _known = update_output(
+            self.head, self.objective, rows, ops.asarray(ids), lengths, trained,
+            weight=self.settings.weight)
+        bp_encoded(bp_select(d_rows))
         return float(token_loss.sum())
 
     def finish_update(self, optimizer: Optimizer) -> None:

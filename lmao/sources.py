@@ -1,4 +1,4 @@
-"""Readers for the raw sources: unlabelled text, labelled documents, NER sentences.
+"""Readers for the raw sources: unlabelled text, labelled documents, NER sentences, UD trees.
 
 Each reader yields plain Python data (strings, labels, word/tag lists); turning them into
 token stores or DocBins is someone else's job. The built-in demo sources read text that
@@ -263,13 +263,78 @@ def conll_sentences(
         yield TaggedSentence(words, tags)
 
 
-NER_FORMATS = {"conll2003": {"separator": None}, "wnut17": {"separator": "\t"}}
+# CoNLL-2012 writes brackets and some punctuation the Penn Treebank way
+_PTB_WORDS = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{",
+              "-RCB-": "}"}
+_NE_CELL = re.compile(r"^(?:\((?P<label>[^()*\s]+))?(?:\*|(?=\)))(?P<close>\))?$")
+
+
+def conll2012_sentences(path: str | Path) -> Iterator[TaggedSentence]:
+    """Sentences of OntoNotes 5 in CoNLL-2012 form, entities as IOB2 tags.
+
+    `path` is a `*_conll` file or a folder of them (read in sorted order, as the shared
+    task's train/development/test folders come). Word in column 4, named entities in column
+    11 as brackets: `(PERSON*` opens, `*)` closes, `(DATE)` is a one-word entity, `*`
+    continues. Unclosed, nested or unopened brackets name the file and line."""
+    if Path(path).is_dir():
+        files = sorted(p for p in Path(path).rglob("*_conll") if p.is_file())
+        if not files:
+            raise InputError(path, None, "no *_conll files in this folder")
+        for file in files:
+            yield from conll2012_sentences(file)
+        return
+    words: list[str] = []
+    tags: list[str] = []
+    label, opened_at = None, 0
+    for line_no, raw in read_lines(path):
+        line = raw.strip()
+        if not line or line.startswith("#"):  # sentence break, #begin/#end document
+            if label is not None:
+                raise InputError(path, opened_at, f"entity {label} is never closed")
+            if words:
+                yield TaggedSentence(words, tags)
+                words, tags = [], []
+            continue
+        columns = line.split()
+        if len(columns) < 11:
+            raise InputError(path, line_no, "expected at least 11 columns (CoNLL-2012: "
+                             f"document, part, index, word, ..., entities), got {len(columns)}")
+        cell = _NE_CELL.match(columns[10])
+        if cell is None or columns[10] in ("", ")"):
+            raise InputError(path, line_no, f"entity column {columns[10]!r}: expected *, "
+                             "(LABEL*, *) or (LABEL)")
+        if cell["label"]:
+            if label is not None:
+                raise InputError(path, line_no, f"entity {cell['label']} opens inside {label}")
+            label, opened_at = cell["label"], line_no
+            tags.append(f"B-{label}")
+        else:
+            tags.append(f"I-{label}" if label is not None else "O")
+        if cell["close"]:
+            if label is None:
+                raise InputError(path, line_no, "an entity closes that was never opened")
+            label = None
+        word = _PTB_WORDS.get(columns[3], columns[3])
+        if len(word) > 1 and word[0] == "/" and not word[1:].isalnum():
+            word = word[1:]  # "/." and "/?" in the telephone conversations
+        words.append(word)
+    if label is not None:
+        raise InputError(path, opened_at, f"entity {label} is never closed")
+    if words:
+        yield TaggedSentence(words, tags)
+
+
+NER_READERS = {
+    "conll2003": lambda path: conll_sentences(path, separator=None),
+    "wnut17": lambda path: conll_sentences(path, separator="\t"),
+    "conll2012": conll2012_sentences,
+}
 
 
 def ner_sentences(path: str | Path, fmt: str) -> Iterator[TaggedSentence]:
-    if fmt not in NER_FORMATS:
-        raise ValueError(f"unknown NER format {fmt!r}; expected one of {sorted(NER_FORMATS)}")
-    return conll_sentences(path, **NER_FORMATS[fmt])
+    if fmt not in NER_READERS:
+        raise ValueError(f"unknown NER format {fmt!r}; expected one of {sorted(NER_READERS)}")
+    return NER_READERS[fmt](path)
 
 
 # ---------------------------------------------------------------- UD treebanks

@@ -6,6 +6,7 @@ import pytest
 
 from lmao.fileio import InputError, read_jsonl, read_lines
 from lmao.sources import (
+    conll2012_sentences,
     conll_sentences,
     conllu_sentences,
     fasttext_labelled_lines,
@@ -119,3 +120,80 @@ def test_conllu_multiword_ranges_are_skipped_and_bad_heads_named(tmp_path):
     bad.write_text(good.replace("\t3\taux", "\t9\taux"))
     with pytest.raises(InputError, match=r"bad\.conllu:2: head 9 is outside"):
         list(conllu_sentences(bad))
+
+
+# A CoNLL-2012 slice written for these tests (OntoNotes itself is licensed): the columns
+# document, part, index, word, POS, parse, lemma, frameset, sense, speaker, entities, coref.
+CONLL2012 = """#begin document (nw/test/00/test_0001); part 000
+nw/test/00/test_0001  0  0  Maria       NNP  (TOP(S(NP*    -  -  -  -  (PERSON*   (1
+nw/test/00/test_0001  0  1  Lopez       NNP  *)            -  -  -  -  *)         1)
+nw/test/00/test_0001  0  2  visited     VBD  (VP*          visit  01  -  -  *     -
+nw/test/00/test_0001  0  3  Lisbon      NNP  (NP*)         -  -  -  -  (GPE)      -
+nw/test/00/test_0001  0  4  -LRB-       -LRB-  *           -  -  -  -  *          -
+nw/test/00/test_0001  0  5  Portugal    NNP  *             -  -  -  -  (GPE*)     -
+nw/test/00/test_0001  0  6  -RRB-       -RRB-  *           -  -  -  -  *          -
+nw/test/00/test_0001  0  7  last        JJ   (NP*          -  -  -  -  (DATE*     -
+nw/test/00/test_0001  0  8  week        NN   *))           -  -  -  -  *)         -
+nw/test/00/test_0001  0  9  /.          .    *))           -  -  -  -  *          -
+
+nw/test/00/test_0001  0  0  It          PRP  (TOP(S(NP*)   -  -  -  -  *          -
+nw/test/00/test_0001  0  1  rained      VBD  (VP*))        rain  01  -  -  *      -
+
+#end document
+"""
+
+
+def test_conll2012_entities_become_iob2_tags(tmp_path):
+    path = tmp_path / "test_0001.gold_conll"
+    path.write_text(CONLL2012)
+    first, second = conll2012_sentences(path)
+    assert first.words == ["Maria", "Lopez", "visited", "Lisbon", "(", "Portugal", ")",
+                           "last", "week", "."]
+    assert first.tags == ["B-PERSON", "I-PERSON", "O", "B-GPE", "O", "B-GPE", "O",
+                          "B-DATE", "I-DATE", "O"]
+    assert second.words == ["It", "rained"] and second.tags == ["O", "O"]
+
+
+def test_conll2012_folder_builds_an_ner_task(tmp_path):
+    from spacy.tokens import DocBin
+    from spacy.vocab import Vocab
+
+    from lmao.tasks import build_ner_task
+
+    for split in ("train", "development", "test"):
+        folder = tmp_path / split / "data" / "english" / "annotations" / "nw"
+        folder.mkdir(parents=True)
+        (folder / "a_0001.gold_conll").write_text(CONLL2012)
+        (folder / "b_0002.gold_conll").write_text(CONLL2012.replace("Maria", "Ana"))
+    source = {"format": "conll2012", "train": str(tmp_path / "train"),
+              "dev": str(tmp_path / "development"), "test": str(tmp_path / "test")}
+    meta = build_ner_task({"type": "ner", "source": source}, tmp_path / "task")
+    assert meta["labels"] == ["DATE", "GPE", "PERSON"]
+    docs = list(DocBin().from_disk(tmp_path / "task" / "train.spacy").get_docs(Vocab()))
+    assert len(docs) == 4
+    assert [(e.text, e.label_) for e in docs[2].ents] == [
+        ("Ana Lopez", "PERSON"), ("Lisbon", "GPE"), ("Portugal", "GPE"), ("last week", "DATE")]
+
+
+@pytest.mark.parametrize(("edited", "cell", "line", "message"), [
+    (10, "*", 9, "entity DATE is never closed"),  # "week" no longer closes "last week"
+    (4, "*)", 4, "an entity closes that was never opened"),
+    (5, "(GPE", 5, "entity column '\\(GPE': expected"),
+    (6, "(ORG*", 7, "entity GPE opens inside ORG"),
+])
+def test_broken_conll2012_entities_name_file_and_line(tmp_path, edited, cell, line, message):
+    lines = CONLL2012.splitlines()
+    row = lines[edited - 1].split()
+    row[10] = cell
+    lines[edited - 1] = "  ".join(row)
+    path = tmp_path / "bad_conll"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=f"bad_conll:{line}: {message}"):
+        list(conll2012_sentences(path))
+
+
+def test_conll2012_needs_eleven_columns(tmp_path):
+    path = tmp_path / "short_conll"
+    path.write_text("doc 0 0 Word NN *\n")
+    with pytest.raises(InputError, match="short_conll:1: expected at least 11 columns"):
+        list(conll2012_sentences(path))
