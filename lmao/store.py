@@ -39,30 +39,71 @@ def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def tokenize_chunk(args: tuple[str, list[str]]) -> list[list[str]]:
-    """The non-whitespace tokens of each text (runs in worker processes too)."""
+@dataclass
+class TokenizedChunk:
+    """A chunk of documents as spaCy hashes: what workers send back (arrays, not strings)."""
+
+    lengths: np.ndarray  # non-whitespace tokens per document
+    unique: list[int]  # the distinct ORTH hashes, in order of first occurrence
+    strings: list[str]  # the text of each distinct hash
+    tokens: np.ndarray  # each token as an index into `unique`, concatenated
+
+
+def tokenize_chunk(args: tuple[str, list[str]]) -> TokenizedChunk:
+    """Tokenize texts (in worker processes too). Tokens leave as ORTH hashes in arrays, and
+    each distinct string once: far less to build and pickle than a string per token."""
+    from spacy.attrs import IS_SPACE, ORTH
+
     lang, texts = args
     tokenizer = _TOKENIZERS.get(lang)
     if tokenizer is None:
         tokenizer = _TOKENIZERS[lang] = spacy.blank(lang).tokenizer
-    return [[t.text for t in doc if not t.is_space] for doc in tokenizer.pipe(texts)]
+    parts = []
+    for doc in tokenizer.pipe(texts):
+        columns = doc.to_array([ORTH, IS_SPACE])
+        parts.append(columns[columns[:, 1] == 0, 0] if len(doc) else np.zeros(0, np.uint64))
+    orths = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+    unique, first, inverse = np.unique(orths, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # sorted hashes → first-occurrence order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    unique = unique[order].tolist()
+    strings = tokenizer.vocab.strings
+    return TokenizedChunk(np.asarray([len(p) for p in parts], dtype=np.int64), unique,
+                          [strings[h] for h in unique], rank[inverse.ravel()].astype(np.int32))
 
 
 def tokenized(texts: Iterable[str], lang: str, n_process: int,
-              chunk_size: int = 500) -> Iterator[list[str]]:
-    """Token lists in input order; with `n_process` > 1, tokenized by a pool of workers."""
+              chunk_size: int = 500) -> Iterator[TokenizedChunk]:
+    """Tokenized chunks in input order; with `n_process` > 1, from a pool of workers."""
     chunks = ((lang, chunk) for chunk in batched(texts, chunk_size))
     if n_process <= 1:
-        for chunk in chunks:
-            yield from tokenize_chunk(chunk)
+        yield from map(tokenize_chunk, chunks)
         return
     # fork, not spawn: spawned workers re-run the main script, which for a Snakemake
     # `script:` job is a file that only works inside Snakemake
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with context.Pool(n_process) as pool:
-        for result in pool.imap(tokenize_chunk, chunks):
-            yield from result
+        yield from pool.imap(tokenize_chunk, chunks)
+
+
+class TypeIds:
+    """Type ids in order of first occurrence in the corpus, assigned chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.by_orth: dict[int, int] = {}
+        self.types: list[str] = []
+
+    def __call__(self, chunk: TokenizedChunk) -> np.ndarray:
+        """The type id of each token of the chunk."""
+        get = self.by_orth.get
+        ids = [get(orth) for orth in chunk.unique]
+        for i, type_id in enumerate(ids):
+            if type_id is None:  # new types, in order of first occurrence
+                ids[i] = self.by_orth[chunk.unique[i]] = len(self.types)
+                self.types.append(chunk.strings[i])
+        return np.asarray(ids, dtype=TOKENS_DTYPE)[chunk.tokens]
 
 
 def build_store(
@@ -76,8 +117,7 @@ def build_store(
 
     The store is the same whatever `n_process` is: workers tokenize chunks, and this
     process assigns type ids in input order."""
-    type_ids: dict[str, int] = {}
-    types: list[str] = []
+    type_ids = TypeIds()
     n_words = 0
     n_docs = 0
     n_empty = 0
@@ -87,24 +127,18 @@ def build_store(
             open(tmp / "doc_starts.u64", "wb") as starts,
         ):
             progress = tqdm(desc="tokenize", unit=" words", unit_scale=True, mininterval=2)
-            for tokens in tokenized(texts, lang, n_process):
-                ids = []
-                for text in tokens:
-                    type_id = type_ids.get(text)
-                    if type_id is None:
-                        type_id = type_ids[text] = len(types)
-                        types.append(text)
-                    ids.append(type_id)
-                if not ids:
-                    n_empty += 1
-                    continue
-                starts.write(np.array([n_words], dtype=STARTS_DTYPE).tobytes())
-                tok_out.write(np.asarray(ids, dtype=TOKENS_DTYPE).tobytes())
-                n_words += len(ids)
-                n_docs += 1
-                progress.update(len(ids))
+            for chunk in tokenized(texts, lang, n_process):
+                lengths = chunk.lengths[chunk.lengths > 0]
+                n_empty += len(chunk.lengths) - len(lengths)
+                offsets = n_words + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+                starts.write(offsets.astype(STARTS_DTYPE).tobytes())
+                tok_out.write(type_ids(chunk).astype(TOKENS_DTYPE).tobytes())
+                n_words += int(lengths.sum())
+                n_docs += len(lengths)
+                progress.update(int(lengths.sum()))
             progress.close()
             starts.write(np.array([n_words], dtype=STARTS_DTYPE).tobytes())
+        types = type_ids.types
         (tmp / "types.json").write_text(json.dumps(types, ensure_ascii=False), encoding="utf-8")
         meta = {
             "n_words": n_words,
