@@ -78,7 +78,7 @@ def prepare(workdir: Path, max_words: int) -> dict:
         save_table(words, matrix, workdir / "vectors")
     else:
         from lmao.store import TokenStore
-        from lmao.train_vectors import train_floret_table
+        from lmao.vector_models import train_floret_table
 
         train_floret_table(TokenStore(workdir / "store"), workdir / "vectors", dim=50)
     return {"store_words": meta["n_words"], "tokenize_s": tokenize_s,

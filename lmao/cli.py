@@ -36,7 +36,7 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
 
 def cmd_vectors(args: argparse.Namespace) -> None:
     from .store import TokenStore
-    from .train_vectors import train_floret_table
+    from .vector_models import train_floret_table
     from .vectors import read_glove_text, save_table
 
     if args.text:

@@ -81,6 +81,8 @@ class AuxiliaryLMAO:
         docs = [Doc(self.vocab, words=[self.input_types[i] for i in seg]) for seg in splits]
         encoded, bp_encoded = self.tok2vec.begin_update(docs)
         ops = self.tok2vec.ops
+        if trained is not None:
+            trained = ops.xp.asarray(trained)
         rows, bp_select = select_rows(ops, encoded, trained)
         d_rows, token_loss, _known = update_output(
             self.head, self.objective, rows, ops.asarray(ids), lengths, trained,

@@ -2,15 +2,13 @@
 
 A table is saved as a blank spaCy pipeline folder holding only vectors, the same thing
 `spacy init vectors` writes, so a fine-tuning config can name it in `[initialize] vectors`.
-Sources: GloVe / fastText text (`.txt`, `.vec`, compressed), fastText binary models (read
-by gensim), floret binary models (a floret-mode table: every word, seen or not, gets a
-vector from its hashed subwords), each optionally pruned to N rows with spaCy's
-`prune_vectors` (dropped words map to their nearest kept row).
+Sources here: GloVe / fastText text (`.txt`, `.vec`, compressed), optionally pruned to N
+rows with spaCy's `prune_vectors` (dropped words map to their nearest kept row); fastText
+and floret models are in `lmao.vector_models`.
 """
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -40,75 +38,6 @@ def save_table(words: list[str], matrix: np.ndarray, out_dir: str | Path, lang: 
         nlp.vocab.prune_vectors(prune)
     with atomic_dir(out_dir) as tmp:
         nlp.to_disk(tmp)
-
-
-def read_fasttext_bin(path: str | Path, max_rows: int | None = None
-                      ) -> tuple[list[str], np.ndarray]:
-    """The word vectors of a fastText binary model (`.bin`, as Facebook's fastText or gensim
-    writes it), in the model's vocabulary order (most frequent first)."""
-    from gensim.models.fasttext import load_facebook_vectors
-
-    if not Path(path).is_file():
-        raise InputError(path, None, "no such file")
-    try:
-        kv = load_facebook_vectors(str(path))
-    except (ValueError, NotImplementedError, EOFError, OSError, UnicodeDecodeError,
-            AssertionError, struct.error) as err:  # gensim asserts on a short matrix
-        raise InputError(path, None, f"not a fastText binary model ({err or 'truncated'})"
-                         ) from err
-    words = list(kv.index_to_key[:max_rows] if max_rows else kv.index_to_key)
-    return words, np.asarray(kv.vectors[: len(words)], dtype="float32")
-
-
-FASTTEXT_MAGIC = 793712314
-
-
-def _check_fasttext_header(path: Path) -> None:
-    """Refuse what is plainly not a whole fastText/floret binary before floret reads it:
-    on a file cut short inside its dictionary, floret's reader grows a string until memory
-    runs out (minutes). The header gives dim and bucket; the input matrix alone holds at
-    least bucket × dim floats."""
-    if not path.is_file():
-        raise InputError(path, None, "no such file")
-    with open(path, "rb") as raw:
-        header = raw.read(44)
-    if len(header) < 44 or struct.unpack("<i", header[:4])[0] != FASTTEXT_MAGIC:
-        raise InputError(path, None, "not a floret binary model (no fastText header)")
-    dim, bucket = struct.unpack("<i", header[8:12])[0], struct.unpack("<i", header[40:44])[0]
-    size = path.stat().st_size
-    if size < 44 + 4 * dim * bucket:
-        raise InputError(path, None, f"not a floret binary model: truncated ({size:,} bytes; "
-                         f"its {bucket:,} × {dim} matrix alone needs more)")
-
-
-def save_floret_table(model_path: str | Path, out_dir: str | Path, lang: str = "en") -> str:
-    """Write a floret binary model as a spaCy table; return its mode.
-
-    A floret-mode model becomes a floret-mode table (hashed subword rows, read by spaCy's
-    own loader); a model trained in fastText mode becomes an ordinary word table."""
-    import tempfile
-
-    import floret
-    from spacy.training.initialize import convert_vectors
-
-    _check_fasttext_header(Path(model_path))
-    try:
-        model = floret.load_model(str(model_path))
-    except (ValueError, RuntimeError, MemoryError) as err:
-        raise InputError(model_path, None, f"not a floret binary model ({err})") from err
-    if model.f.getArgs().mode.name != "floret":
-        words = list(model.get_words())
-        matrix = np.vstack([model.get_word_vector(w) for w in words])
-        save_table(words, matrix, out_dir, lang)
-        return "default"
-    nlp = spacy.blank(lang)
-    with tempfile.TemporaryDirectory() as tmp:
-        table = Path(tmp) / "vectors.floret"
-        model.save_floret_vectors(str(table))
-        convert_vectors(nlp, table, truncate=0, prune=-1, mode="floret")
-    with atomic_dir(out_dir) as tmp:
-        nlp.to_disk(tmp)
-    return "floret"
 
 
 def load_table(path: str | Path) -> Vectors:

@@ -38,7 +38,7 @@ def lee_store(tmp_path_factory) -> Path:
 def lee_vectors(tmp_path_factory, lee_store) -> Path:
     """Small floret vectors trained on the Lee corpus."""
     from lmao.store import TokenStore
-    from lmao.train_vectors import train_floret_table
+    from lmao.vector_models import train_floret_table
 
     out = tmp_path_factory.mktemp("vectors") / "lee"
     train_floret_table(TokenStore(lee_store), out, dim=16, epochs=1, min_count=2, threads=1)

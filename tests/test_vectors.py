@@ -8,14 +8,8 @@ import pytest
 from spacy.strings import hash_string
 
 from lmao.fileio import InputError
-from lmao.vectors import (
-    load_table,
-    read_fasttext_bin,
-    read_glove_text,
-    save_floret_table,
-    save_table,
-    targets_for_types,
-)
+from lmao.vector_models import read_fasttext_bin, save_floret_table
+from lmao.vectors import load_table, read_glove_text, save_table, targets_for_types
 
 from .conftest import shared_data
 

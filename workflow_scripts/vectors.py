@@ -2,8 +2,8 @@
 
 from lmao.logs import tee_stderr
 from lmao.store import TokenStore
-from lmao.train_vectors import train_floret_table
-from lmao.vectors import read_fasttext_bin, read_glove_text, save_floret_table, save_table
+from lmao.vector_models import read_fasttext_bin, save_floret_table, train_floret_table
+from lmao.vectors import read_glove_text, save_table
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
