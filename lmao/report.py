@@ -178,12 +178,14 @@ def score_vs_words(table: pd.DataFrame, path: str | Path) -> plt.Figure:
         rows = best[best["task"] == task]
         stats = (rows.groupby(["pretrain_run", "words"])["value"]
                  .agg(["mean", "std"]).fillna(0.0) * 100).reset_index()
+        colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10)
         for run, points in stats[stats["words"] > 0].groupby("pretrain_run"):
             ax.errorbar(points["words"], points["mean"], yerr=points["std"], marker="o",
-                        ms=4, capsize=3, label=run)
+                        ms=4, capsize=3, label=run, color=next(colors))
         for level in stats[stats["words"] == 0].itertuples():  # no checkpoint: a level
-            line = ax.axhline(level.mean, ls="--", lw=1,
-                              color="black" if level.pretrain_run == NO_PRETRAINING else None,
+            baseline = level.pretrain_run == NO_PRETRAINING  # (axhline's own colour would
+            line = ax.axhline(level.mean, ls="--", lw=1,  # repeat the first run's)
+                              color="black" if baseline else next(colors),
                               label=Init(level.pretrain_run, 0).label)
             ax.axhspan(level.mean - level.std, level.mean + level.std, alpha=0.08,
                        color=line.get_color())

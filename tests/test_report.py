@@ -4,6 +4,7 @@ import xml.etree.ElementTree as ET
 import matplotlib.image as mpimg
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
 
 from lmao.fileio import InputError
 from lmao.report import (
@@ -114,6 +115,19 @@ def test_plots_have_one_series_per_init_or_run(logs, tmp_path):
     assert list(run_series.lines[0].get_ydata()) == pytest.approx([30.0, 85.0])
     assert ax.get_xscale() == "log"
     assert_png_and_svg(tmp_path / "curves.png")
+
+
+def test_score_vs_words_gives_every_series_its_own_colour(logs, tmp_path):
+    multitask = write_log(tmp_path / "m.jsonl", "mt", 0, 0, [0.4, 0.5, 0.6])
+    other_run = write_log(tmp_path / "o.jsonl", "other", 20000, 0, [0.3, 0.4, 0.5])
+    [ax] = score_vs_words(collect_scores([*logs, multitask, other_run]),
+                          tmp_path / "w.png").axes
+    levels = {line.get_label(): to_hex(line.get_color()) for line in ax.get_lines()
+              if not line.get_label().startswith("_")}
+    runs = [to_hex(container.lines[0].get_color()) for container in ax.containers]
+    assert set(levels) == {"no pre-training", "mt (multi-task)"} and len(runs) == 2
+    assert levels["no pre-training"] == "#000000"
+    assert len({*runs, *levels.values()}) == 4
 
 
 def test_pretraining_curves_plot_loss_and_speed_per_run(tmp_path):
