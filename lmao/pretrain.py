@@ -351,16 +351,10 @@ class FastTok2Vec:
         ops = self.encode.ops
         encoded, bp_encode = self.encode(ops.unflatten(mixed, ops.asarray1i(lengths)),
                                          is_train=True)
-        flat = ops.flatten(encoded)
-        rows = flat if trained is None else flat[trained]
+        rows, bp_select = select_rows(ops, encoded, trained)
 
         def backprop(d_rows: np.ndarray) -> None:
-            d_flat = d_rows
-            if trained is not None:
-                d_flat = ops.alloc2f(*flat.shape)
-                d_flat[trained] = d_rows
-            d_mixed = ops.flatten(bp_encode(ops.unflatten(d_flat, ops.asarray1i(lengths))))
-            bp_concat(bp_maxout(d_mixed))
+            bp_concat(bp_maxout(ops.flatten(bp_encode(bp_select(d_rows)))))
 
         return rows, backprop
 
