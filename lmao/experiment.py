@@ -8,7 +8,7 @@ runs, checkpoints and inits exist, so the rule files stay thin.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,53 @@ def check_references(config: dict[str, Any]) -> None:
             raise ConfigError(f"parsers.{name}.task: {parser['task']!r} is not a ud task")
 
 
+SOURCE_PATH_KEYS = ("path", "train", "dev", "test")
+DOWNLOADS = "downloads"  # the `download` rule's folder, shared by every config
+
+
+def source_paths(spec: Any, where: str) -> dict[str, str]:
+    """Every file or folder a config entry reads, by its key path (`tasks.x.source.train`):
+    string values under the keys `path`, `train`, `dev` and `test`, at any depth."""
+    found: dict[str, str] = {}
+
+    def walk(value: Any, key_path: str, key: str | None) -> None:
+        if isinstance(value, dict):
+            for name, item in value.items():
+                walk(item, f"{key_path}.{name}", name)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{key_path}[{i}]", key)
+        elif isinstance(value, str) and key in SOURCE_PATH_KEYS:
+            found[key_path] = value
+
+    walk(spec, where, None)
+    return found
+
+
+def download_folder(path: str) -> str | None:
+    """`downloads/<name>` for a path the `download` rule makes (None for any other path)."""
+    parts = Path(path).parts
+    return str(Path(*parts[:2])) if len(parts) >= 2 and parts[0] == DOWNLOADS else None
+
+
+def local_sources(spec: Any, where: str) -> dict[str, str]:
+    """The paths of `source_paths` that exist before the workflow runs (not downloads/),
+    checked: a missing one is a `ConfigError` naming its key."""
+    local = {key: path for key, path in source_paths(spec, where).items()
+             if download_folder(path) is None}
+    for key, path in local.items():
+        if not Path(path).exists():
+            raise ConfigError(f"{key}: no such file or folder: {path} "
+                              f"(relative paths start from {Path.cwd()})")
+    return local
+
+
+def canonical(value: Any) -> Any:
+    """`value` as plain JSON data with sorted keys. A rule's params are compared by their
+    repr, so this makes them equal exactly when the settings are, whatever the key order."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
 def expand_train_sizes(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     expanded: dict[str, dict[str, Any]] = {}
     for name, spec in tasks.items():
@@ -208,13 +255,53 @@ class Experiment:
     def task_type(self, task: str) -> str:
         return self.tasks()[task]["type"]
 
-    def task_labels(self, task: str, task_dir: str | Path) -> dict[str, Any]:
-        """What a fine-tuning log says about its task: name, type, the task it is a
-        low-data subset of (itself otherwise) and its number of training examples."""
-        spec = self.tasks()[task]
-        sizes = json.loads((Path(task_dir) / "meta.json").read_text())["sizes"]
-        return {"task": task, "task_type": spec["type"], "base_task": spec.get("subset_of", task),
-                "n_train": int(sizes["train"])}
-
     def primary_metric(self, task: str) -> str:
         return PRIMARY_METRIC[self.task_type(task)]
+
+    # -------------------------------------------------- what each job's output depends on
+    # Each method returns the exact slice of the config that determines one job's output, as
+    # plain data (`canonical`). The rules pass it as `params:` and the job's script reads its
+    # settings from there alone, so Snakemake's params trigger reruns a job exactly when its
+    # slice changes (and, through its outputs, everything downstream of it).
+
+    def corpus_job(self, corpus: str) -> dict[str, Any]:
+        return canonical(self.config["corpora"][corpus])
+
+    def vectors_job(self, table: str) -> dict[str, Any]:
+        return canonical(self.config["vectors"][table])
+
+    def parser_job(self, parser: str) -> dict[str, Any]:
+        spec = self.config["parsers"][parser]
+        return canonical({"encoder": self.encoder().to_dict(),
+                          "hyperparameters": self.config["finetune"].get("hyperparameters", {}),
+                          "epochs": spec.get("epochs", 10), "seed": spec.get("seed", 0)})
+
+    def pretrain_job(self, run: str, words: int) -> dict[str, Any]:
+        """Settings (encoder included) and the checkpoints up to `words`: the job trains from
+        the previous checkpoint's state to exactly `words`."""
+        return canonical({"settings": asdict(self.pretrain_settings(run)),
+                          "checkpoints": [n for n in self.checkpoints(run) if n <= words]})
+
+    def task_job(self, task: str) -> dict[str, Any]:
+        """What builds a task's data; its `train_sizes` only make other tasks, so changing
+        them reruns nothing of this one."""
+        spec = self.tasks()[task]
+        return canonical({key: value for key, value in spec.items() if key != "train_sizes"})
+
+    def finetune_job(self, task: str, run: str, words: int, sample: int,
+                     seed: int) -> dict[str, Any]:
+        spec = self.tasks()[task]
+        return canonical({
+            "task_type": spec["type"],
+            "encoder": self.encoder(run).to_dict(),
+            "hyperparameters": self.hyperparameters(sample),
+            "epochs": self.config["finetune"]["epochs"],
+            "multitask": self.multitask().get(run),
+            "labels": {"task": task, "task_type": spec["type"],
+                       "base_task": spec.get("subset_of", task), "pretrain_run": run,
+                       "words": words, "sample": sample, "seed": seed},
+        })
+
+    def decode_job(self, run: str) -> dict[str, Any]:
+        return canonical({"settings": asdict(self.pretrain_settings(run)),
+                          "decode": self.config["decode"]})

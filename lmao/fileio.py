@@ -27,6 +27,10 @@ class InputError(ValueError):
         super().__init__(f"{where}: {message}")
         self.path = str(path)
         self.line = line
+        self.message = message
+
+    def __reduce__(self):  # noqa: ANN204  (crosses process boundaries intact)
+        return type(self), (self.path, self.line, self.message)
 
 
 def _umask() -> int:

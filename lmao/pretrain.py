@@ -12,11 +12,12 @@ import json
 import pickle
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from thinc.api import (
 from tqdm import tqdm
 
 from .encoder import EncoderSettings, build_tok2vec
-from .fileio import append_jsonl, write_bytes
+from .fileio import InputError, append_jsonl, write_bytes, write_text
 from .ops import BlasOps, using_ops
 from .store import TokenStore, read_heads
 from .vectors import load_table, targets_for_types
@@ -83,6 +84,9 @@ class PretrainSettings:
     grad_clip: float = 1.0
     target_lookup: str = "lowercase"  # "exact": the exact form only, as spaCy pretrain does
     save_every_words: int = 1_000_000
+    # A saved state whose fingerprint differs from this run's: "error" refuses to resume
+    # from it (naming what differs); "restart" ignores it (and every other such state).
+    on_changed_settings: str = "error"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PretrainSettings:
@@ -101,6 +105,9 @@ class PretrainSettings:
             settings = replace(settings, engine="docs")  # the fast path embeds no vectors
         if settings.target_lookup not in ("exact", "lowercase"):
             raise ValueError(f"target_lookup {settings.target_lookup!r}: expected exact/lowercase")
+        if settings.on_changed_settings not in ("error", "restart"):
+            raise ValueError(f"on_changed_settings {settings.on_changed_settings!r}: expected "
+                             "error/restart")
         if settings.loss not in LOSSES:
             raise ValueError(f"loss {settings.loss!r}: expected one of {LOSSES}")
         return settings
@@ -550,6 +557,35 @@ def _restore_optimizer(model: Model, optimizer: Optimizer, state: dict) -> None:
         current.update(restored)
 
 
+# Settings that change what is saved or logged when, never what is trained.
+NOT_FINGERPRINTED = ("log_every_words", "save_every_words", "on_changed_settings")
+
+
+def fingerprint(settings: PretrainSettings, store: TokenStore, targets_shape: tuple[int, int],
+                inputs_shape: tuple[int, int] | None) -> dict[str, Any]:
+    """What a saved state was trained with: every setting that changes the weights, and the
+    sizes of the corpus and vector tables. A state resumes only under an equal fingerprint."""
+    flat = {key: value for key, value in asdict(settings).items()
+            if key not in NOT_FINGERPRINTED and key != "encoder"}
+    flat.update({f"encoder.{key}": value for key, value in asdict(settings.encoder).items()})
+    flat.update({"corpus.n_words": store.n_words, "corpus.n_types": len(store.types),
+                 "targets.shape": list(targets_shape),
+                 "input_vectors.shape": list(inputs_shape) if inputs_shape else None})
+    return json.loads(json.dumps(flat, sort_keys=True))
+
+
+def fingerprint_changes(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """`key: saved → current` for each difference (empty when the fingerprints are equal)."""
+    if saved is None:
+        return ["(no fingerprint: the state was written by an older version)"]
+    return [f"{key}: {saved.get(key, '(absent)')!r} → {current.get(key, '(absent)')!r}"
+            for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
+
+
+class ChangedSettingsError(ValueError):
+    """A saved state was trained under other settings than the run that would resume it."""
+
+
 @dataclass
 class RunPaths:
     """Files of one pre-training run: `words-N.bin` (spaCy tok2vec bytes) and `words-N.state`
@@ -572,27 +608,54 @@ class RunPaths:
     def state(self, words: int) -> Path:
         return self.out_dir / f"words-{words}.state"
 
-    def latest_state(self, checkpoints: list[int]) -> Path | None:
-        """The saved state furthest along that does not go past the last checkpoint."""
+    def latest_state(self, checkpoints: list[int], current: dict[str, Any] | None = None,
+                     on_changed: str = "error") -> Path | None:
+        """The saved state furthest along that does not go past the last checkpoint.
+
+        With a `current` fingerprint, a state saved under another one is refused with a
+        `ChangedSettingsError` naming the differences, or skipped (`on_changed="restart"`).
+        """
         candidates = [self.state(n) for n in checkpoints if self.state(n).exists()]
         if self.partial_state.exists():
             candidates.append(self.partial_state)
-        best, best_words = None, -1
+        found = []
         for path in candidates:
-            words = _read_state(path)["words"]
-            if best_words < words <= checkpoints[-1]:
-                best, best_words = path, words
-        return best
+            state = _read_state(path)
+            if state["words"] <= checkpoints[-1]:
+                found.append((state["words"], path, state.get("fingerprint")))
+        for _words, path, saved in sorted(found, key=lambda item: item[0], reverse=True):
+            changes = [] if current is None else fingerprint_changes(saved, current)
+            if not changes:
+                return path
+            if on_changed == "error":
+                raise ChangedSettingsError(
+                    f"{path}: this state was trained under other settings, so the run does "
+                    f"not resume from it ({'; '.join(changes)}). Delete it (and the run's "
+                    "other states) to start over, or set the run's settings."
+                    "on_changed_settings: restart")
+            print(f"{path}: trained under other settings ({'; '.join(changes)}); "
+                  "not resumed (on_changed_settings: restart)", file=sys.stderr)
+        return None
 
 
 def _read_state(path: Path) -> dict:
-    return pickle.loads(path.read_bytes())
+    try:
+        state = pickle.loads(path.read_bytes())
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, KeyError) as err:
+        raise InputError(path, None, f"not a readable pre-training state ({type(err).__name__}"
+                         f": {err}); a truncated or foreign file? Delete it to start over"
+                         ) from err
+    if not isinstance(state, dict) or "words" not in state or "model" not in state:
+        raise InputError(path, None, "not a pre-training state (no words/model entries)")
+    return state
 
 
 def _save_state(path: Path, model: Model, optimizer: Optimizer, words: int,
-                generators: dict[str, np.random.Generator]) -> None:
+                generators: dict[str, np.random.Generator], fingerprint: dict[str, Any]) -> None:
     state = {
         "words": words,
+        "fingerprint": fingerprint,
         "model": model.to_bytes(),
         "optimizer": _optimizer_state(model, optimizer),
         "numpy_random": np.random.get_state(),
@@ -603,12 +666,25 @@ def _save_state(path: Path, model: Model, optimizer: Optimizer, words: int,
 
 
 def _truncate_log(path: Path, words: int) -> None:
-    """Drop log lines written after the state we resume from."""
+    """Drop log lines written after the state we resume from. A torn last line (what a kill
+    or a full disk leaves) is dropped with a warning; a bad line before it is an error."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["words"] <= words]
-    path.write_text("".join(line + "\n" for line in kept))
+    lines = [(n, line) for n, line in enumerate(path.read_text().splitlines(), start=1)
+             if line.strip()]
+    kept = []
+    for i, (line_no, line) in enumerate(lines):
+        try:
+            entry = json.loads(line)
+            logged_words = int(entry["words"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            if i == len(lines) - 1:
+                print(f"{path}:{line_no}: dropping a torn last line ({err})", file=sys.stderr)
+                break
+            raise InputError(path, line_no, f"not a log entry with 'words' ({err})") from err
+        if logged_words <= words:
+            kept.append(line)
+    write_text(path, "".join(line + "\n" for line in kept))
 
 
 # ---------------------------------------------------------------- the loop
@@ -621,6 +697,9 @@ class Preempted(RuntimeError):
         super().__init__(f"stopped by {signal.Signals(signum).name} after {words:,} words; "
                          "the state is saved, rerun to continue")
         self.signum, self.words = signum, words
+
+    def __reduce__(self):  # noqa: ANN204
+        return type(self), (self.signum, self.words)
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # a scheduler's pre-emption, Ctrl-C
@@ -714,6 +793,9 @@ def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: l
     vocab = input_vocab(store.meta.get("lang", "en"))
     if settings.encoder.include_static_vectors:
         vocab.vectors = load_table(input_vectors_dir or vectors_dir)
+    run_fingerprint = fingerprint(
+        settings, store, tuple(targets.shape),
+        tuple(vocab.vectors.shape) if settings.encoder.include_static_vectors else None)
     fix_random_seed(settings.seed)
     model = build_pretrain_model(settings, objective.width)
     types = store.types
@@ -730,7 +812,7 @@ def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: l
                         settings.max_epochs)
 
     words = 0
-    resume_from = paths.latest_state(checkpoints)
+    resume_from = paths.latest_state(checkpoints, run_fingerprint, settings.on_changed_settings)
     if resume_from is not None:
         state = _read_state(resume_from)
         model.from_bytes(state["model"])
@@ -793,14 +875,15 @@ def _pretrain(inputs: PretrainInputs, settings: PretrainSettings, checkpoints: l
                 loss_sum, known_words, interval_start = 0.0, 0, words
                 next_log = words + settings.log_every_words
             if (words >= next_save or stop) and words < target:
-                _save_state(paths.partial_state, model, optimizer, words, generators)
+                _save_state(paths.partial_state, model, optimizer, words, generators,
+                            run_fingerprint)
                 next_save = words + settings.save_every_words
             if stop and words < target:
                 bar.close()
                 raise Preempted(stop[0], words)
         with model.use_params(optimizer.averages):  # spaCy saves averaged weights too
             write_bytes(paths.checkpoint(target), tok2vec.to_bytes())
-        _save_state(paths.state(target), model, optimizer, words, generators)
+        _save_state(paths.state(target), model, optimizer, words, generators, run_fingerprint)
         if stop and target != checkpoints[-1]:
             bar.close()
             raise Preempted(stop[0], words)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
@@ -75,7 +77,12 @@ def tokenize_chunk(args: tuple[str, list[str]]) -> TokenizedChunk:
 
 def tokenized(texts: Iterable[str], lang: str, n_process: int,
               chunk_size: int = 500) -> Iterator[TokenizedChunk]:
-    """Tokenized chunks in input order; with `n_process` > 1, from a pool of workers."""
+    """Tokenized chunks in input order; with `n_process` > 1, from a pool of workers.
+
+    The texts are read here, in the calling process, so a reader's error (`file:line: …`)
+    is raised here at once; a worker that dies ends the pool with `BrokenProcessPool`
+    instead of leaving it waiting. At most `2 * n_process` chunks are in flight.
+    """
     chunks = ((lang, chunk) for chunk in batched(texts, chunk_size))
     if n_process <= 1:
         yield from map(tokenize_chunk, chunks)
@@ -84,8 +91,18 @@ def tokenized(texts: Iterable[str], lang: str, n_process: int,
     # `script:` job is a file that only works inside Snakemake
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with context.Pool(n_process) as pool:
-        yield from pool.imap(tokenize_chunk, chunks)
+    with ProcessPoolExecutor(n_process, mp_context=context) as pool:
+        pending: deque[Future] = deque()
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(tokenize_chunk, chunk))
+                if len(pending) >= 2 * n_process:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 class TypeIds:

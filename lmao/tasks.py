@@ -190,3 +190,8 @@ def subsample_task(parent_dir: str | Path, out_dir: str | Path, n_train: int,
 def build_task(task: dict, out_dir: str | Path) -> dict:
     builders = {"textcat": build_textcat_task, "ner": build_ner_task, "ud": build_ud_task}
     return builders[task["type"]](task, out_dir)
+
+
+def train_size(task_dir: str | Path) -> int:
+    """The number of training examples of a built task (from its meta.json)."""
+    return int(json.loads((Path(task_dir) / "meta.json").read_text())["sizes"]["train"])

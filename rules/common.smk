@@ -1,9 +1,22 @@
-# Helpers shared by every .smk file (paths and input functions). All logic about the
+# Helpers shared by every .smk file (paths, inputs and params). All logic about the
 # experiment itself lives in lmao.experiment; this file only turns it into file names.
+#
+# How reruns are decided (docs/architecture.md, "Reruns"): every job's `params:` is the
+# exact slice of the config its output depends on (Experiment.*_job), and every file it
+# reads is an input, so Snakemake's default triggers (mtime, params, input, code,
+# software-env) rerun exactly the jobs a config or data edit affects, and everything
+# downstream of them. No input is ancient(): after `dvc pull`/`dvc checkout`, `lmao
+# restore` puts timestamps and Snakemake's records back in order instead.
 
-import os
-
-from lmao.experiment import NO_PRETRAINING, Experiment
+from lmao.experiment import (
+    DOWNLOADS,
+    NO_PRETRAINING,
+    Experiment,
+    canonical,
+    download_folder,
+    local_sources,
+    source_paths,
+)
 from lmao.workflow import export_package_path
 
 export_package_path(workflow.basedir)
@@ -13,40 +26,22 @@ RESULTS = f"results/{EXPERIMENT.name}"
 LOGS = f"logs/{EXPERIMENT.name}"
 
 
-# The inputs built here are all products of the workflow and are marked ancient(), so a
-# timestamp alone never triggers a rerun, because `dvc checkout` restores results with new
-# timestamps in no particular order. Changes still propagate through Snakemake's code,
-# params and input-set triggers, and through any upstream job that reruns.
-
-
-def ancient_all(inputs):
-    return {name: ancient(path) for name, path in inputs.items()}
-
-
-DOWNLOADS = "downloads"  # shared by every config: a data set is fetched once
-
-
-def downloads_in(spec):
-    """The `download` outputs a config entry reads: every path under downloads/<name>/."""
-    found = set()
-
-    def walk(value):
-        if isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif isinstance(value, str) and value.startswith(f"{DOWNLOADS}/"):
-            found.add(os.path.join(*value.split(os.sep)[:2]))
-
-    walk(spec)
-    return sorted(found)
+def source_inputs(spec, where):
+    """The files a config entry reads: its local files and folders (checked to exist; a
+    missing one names its config key) and the `download` folders of downloads/ paths."""
+    inputs = {f"source{i}": path for i, path in enumerate(local_sources(spec, where).values())}
+    folders = sorted({download_folder(p) for p in source_paths(spec, where).values()} - {None})
+    inputs.update({f"download{i}": folder for i, folder in enumerate(folders)})
+    return inputs
 
 
 def corpus_inputs(wildcards):
-    paths = downloads_in(config["corpora"][wildcards.corpus])
-    return ancient_all({f"download{i}": path for i, path in enumerate(paths)})
+    corpus = wildcards.corpus
+    return source_inputs(config["corpora"][corpus], f"corpora.{corpus}")
+
+
+def corpus_params(wildcards):
+    return EXPERIMENT.corpus_job(wildcards.corpus)
 
 
 def store_dir(corpus):
@@ -61,6 +56,30 @@ def checkpoint_path(run, words):
     return f"{RESULTS}/pretrain/{run}/words-{words}.bin"
 
 
+def vector_source_inputs(wildcards):
+    spec = config["vectors"][wildcards.table]
+    inputs = source_inputs(spec, f"vectors.{wildcards.table}")
+    if "train" in spec:
+        inputs["store"] = store_dir(spec["train"]["corpus"])
+    return inputs
+
+
+def vectors_params(wildcards):
+    return EXPERIMENT.vectors_job(wildcards.table)
+
+
+def vectors_threads(wildcards):
+    return config["vectors"][wildcards.table].get("train", {}).get("threads", 1)
+
+
+def parser_task(wildcards):
+    return f"{RESULTS}/tasks/{config['parsers'][wildcards.parser]['task']}"
+
+
+def parser_params(wildcards):
+    return EXPERIMENT.parser_job(wildcards.parser)
+
+
 def pretrain_inputs(wildcards):
     """Corpus, target (and input) vectors, and the state saved at the previous checkpoint."""
     spec = config["pretrain"][wildcards.run]
@@ -73,34 +92,24 @@ def pretrain_inputs(wildcards):
     previous = EXPERIMENT.previous_checkpoint(wildcards.run, int(wildcards.words))
     if previous is not None:
         inputs["previous_state"] = f"{RESULTS}/pretrain/{wildcards.run}/words-{previous}.state"
-    return ancient_all(inputs)
+    return inputs
 
 
-def vector_source_inputs(wildcards):
-    spec = config["vectors"][wildcards.table]
-    inputs = {f"download{i}": path for i, path in enumerate(downloads_in(spec))}
-    if "train" in spec:
-        inputs["store"] = store_dir(spec["train"]["corpus"])
-    return ancient_all(inputs)
-
-
-def parser_task(wildcards):
-    return ancient(f"{RESULTS}/tasks/{config['parsers'][wildcards.parser]['task']}")
-
-
-def task_spec(wildcards):
-    """What builds a task's data; its `train_sizes` only make other tasks, so changing them
-    reruns nothing of this one."""
-    spec = EXPERIMENT.tasks()[wildcards.task]
-    return {key: value for key, value in spec.items() if key != "train_sizes"}
+def pretrain_params(wildcards):
+    return EXPERIMENT.pretrain_job(wildcards.run, int(wildcards.words))
 
 
 def task_inputs(wildcards):
-    """A low-data task is cut from its parent task's splits; a configured task needs none."""
+    """A low-data task is cut from its parent task's splits; a configured task reads its
+    source files."""
     spec = EXPERIMENT.tasks()[wildcards.task]
     if "subset_of" in spec:
-        return ancient_all({"parent": f"{RESULTS}/tasks/{spec['subset_of']}"})
-    return ancient_all({f"download{i}": path for i, path in enumerate(downloads_in(spec))})
+        return {"parent": f"{RESULTS}/tasks/{spec['subset_of']}"}
+    return source_inputs(spec, f"tasks.{wildcards.task}")
+
+
+def task_params(wildcards):
+    return EXPERIMENT.task_job(wildcards.task)
 
 
 def finetune_inputs(wildcards):
@@ -115,16 +124,19 @@ def finetune_inputs(wildcards):
     table = EXPERIMENT.input_vectors(wildcards.run)
     if table is not None:
         inputs["vectors"] = vectors_dir(table)
-    return ancient_all(inputs)
+    return inputs
+
+
+def finetune_params(wildcards):
+    w = wildcards
+    return EXPERIMENT.finetune_job(w.task, w.run, int(w.words), int(w.sample), int(w.seed))
 
 
 def finetune_logs():
     """Every fine-tuning log the config asks for: task × init × sample × seed (each its own
     job, so a cluster runs them side by side)."""
     return [
-        ancient(
-            f"{RESULTS}/finetune/{task}/{init.run}/words-{init.words}/sample-{sample}/seed-{seed}.jsonl"
-        )
+        f"{RESULTS}/finetune/{task}/{init.run}/words-{init.words}/sample-{sample}/seed-{seed}.jsonl"
         for task in EXPERIMENT.tasks()
         for init in EXPERIMENT.inits()
         for sample in range(EXPERIMENT.n_samples())
@@ -143,8 +155,7 @@ def data_outputs():
 def final_checkpoints():
     """Each pre-training run's last checkpoint; its folder's log.jsonl covers the whole run."""
     return {
-        run: ancient(checkpoint_path(run, EXPERIMENT.checkpoints(run)[-1]))
-        for run in config["pretrain"]
+        run: checkpoint_path(run, EXPERIMENT.checkpoints(run)[-1]) for run in config["pretrain"]
     }
 
 
@@ -168,12 +179,16 @@ def decode_inputs(wildcards):
         inputs["input_vectors"] = vectors_dir(table)
     if "parser" in spec:
         inputs["parse"] = f"{RESULTS}/parses/{corpus}/{spec['parser']}"
-    return ancient_all(inputs)
+    return inputs
+
+
+def decode_params(wildcards):
+    return EXPERIMENT.decode_job(wildcards.run)
 
 
 def decode_evaluations():
     return [
-        ancient(f"{RESULTS}/decode/{run}/words-{words}.json")
+        f"{RESULTS}/decode/{run}/words-{words}.json"
         for run in config["pretrain"]
         for words in EXPERIMENT.checkpoints(run)
     ]
@@ -184,3 +199,7 @@ def decode_outputs():
     if EXPERIMENT.decode_corpus() is None:
         return []
     return [f"{RESULTS}/decode/table.md"]
+
+
+def download_params(wildcards):
+    return canonical(config["downloads"][wildcards.download])

@@ -5,7 +5,7 @@ rule download:
     output:
         folder=directory(f"{DOWNLOADS}/{{download}}"),
     params:
-        spec=lambda wildcards: config["downloads"][wildcards.download],
+        spec=download_params,
     log:
         f"{LOGS}/download/{{download}}.log",
     conda:
@@ -20,7 +20,7 @@ rule tokenize_corpus:
     output:
         store=directory(f"{RESULTS}/corpora/{{corpus}}"),
     params:
-        sources=lambda wildcards: config["corpora"][wildcards.corpus]["sources"],
+        corpus=corpus_params,
     threads: 2  # tokenizer processes
     log:
         f"{LOGS}/tokenize/{{corpus}}.log",

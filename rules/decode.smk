@@ -6,6 +6,8 @@
 rule decode_checkpoint:
     input:
         unpack(decode_inputs),
+    params:
+        job=decode_params,
     output:
         evaluation=f"{RESULTS}/decode/{{run}}/words-{{words}}.json",
     log:

@@ -5,6 +5,8 @@
 rule finetune:
     input:
         unpack(finetune_inputs),
+    params:
+        job=finetune_params,
     output:
         scores=f"{RESULTS}/finetune/{{task}}/{{run}}/words-{{words}}/sample-{{sample}}/seed-{{seed}}.jsonl",
     log:

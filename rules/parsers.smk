@@ -9,7 +9,7 @@ rule train_parser:
         model=directory(f"{RESULTS}/parsers/{{parser}}"),
         scores=f"{RESULTS}/parsers/{{parser}}.scores.jsonl",
     params:
-        spec=lambda wildcards: config["parsers"][wildcards.parser],
+        job=parser_params,
     log:
         f"{LOGS}/parsers/{{parser}}.log",
     conda:
@@ -20,8 +20,8 @@ rule train_parser:
 
 rule parse_corpus:
     input:
-        store=ancient(f"{RESULTS}/corpora/{{corpus}}"),
-        parser=ancient(f"{RESULTS}/parsers/{{parser}}"),
+        store=f"{RESULTS}/corpora/{{corpus}}",
+        parser=f"{RESULTS}/parsers/{{parser}}",
     output:
         parse=directory(f"{RESULTS}/parses/{{corpus}}/{{parser}}"),
     log:

@@ -7,6 +7,8 @@
 rule pretrain:
     input:
         unpack(pretrain_inputs),
+    params:
+        job=pretrain_params,
     output:
         checkpoint=f"{RESULTS}/pretrain/{{run}}/words-{{words}}.bin",
         state=f"{RESULTS}/pretrain/{{run}}/words-{{words}}.state",

@@ -8,7 +8,7 @@ rule build_task:
     output:
         task=directory(f"{RESULTS}/tasks/{{task}}"),
     params:
-        task=task_spec,
+        task=task_params,
     log:
         f"{LOGS}/tasks/{{task}}.log",
     conda:

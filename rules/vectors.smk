@@ -7,8 +7,8 @@ rule vectors:
     output:
         table=directory(f"{RESULTS}/vectors/{{table}}"),
     params:
-        spec=lambda wildcards: config["vectors"][wildcards.table],
-    threads: lambda wildcards: config["vectors"][wildcards.table].get("train", {}).get("threads", 1)
+        spec=vectors_params,
+    threads: vectors_threads
     log:
         f"{LOGS}/vectors/{{table}}.log",
     conda:

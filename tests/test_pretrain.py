@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from lmao.encoder import EncoderSettings, build_tok2vec
-from lmao.pretrain import PretrainSettings, WordStream, pretrain
+from lmao.fileio import InputError
+from lmao.pretrain import ChangedSettingsError, PretrainSettings, WordStream, pretrain
 from lmao.store import TokenStore
 
 TINY = {"width": 16, "depth": 1, "rows": [300, 50, 100, 100]}
@@ -56,6 +57,62 @@ def test_resuming_from_a_checkpoint_is_bit_identical(lee_store, lee_vectors, tmp
     resumed = pretrain(lee_store, lee_vectors, settings(), [1400, 2800], tmp_path / "b",
                        progress=False)
     assert resumed[1].read_bytes() == straight[1].read_bytes()
+
+
+def test_a_state_from_other_settings_is_refused_naming_them(lee_store, lee_vectors, tmp_path):
+    pretrain(lee_store, lee_vectors, settings(), [1400], tmp_path, progress=False)
+    changed = settings(learn_rate=0.01, seed=5)
+    with pytest.raises(ChangedSettingsError) as refused:
+        pretrain(lee_store, lee_vectors, changed, [1400, 2800], tmp_path, progress=False)
+    message = str(refused.value)
+    assert "words-1400.state" in message
+    assert "learn_rate: 0.001 → 0.01" in message and "seed: 0 → 5" in message
+    assert "batch_words" not in message  # only what differs
+
+
+def test_restart_on_changed_settings_trains_from_scratch(lee_store, lee_vectors, tmp_path):
+    pretrain(lee_store, lee_vectors, settings(), [1400], tmp_path / "old", progress=False)
+    fresh = pretrain(lee_store, lee_vectors, settings(seed=5), [1400, 2800], tmp_path / "new",
+                     progress=False)
+    restarted = pretrain(lee_store, lee_vectors,
+                         settings(seed=5, on_changed_settings="restart"), [1400, 2800],
+                         tmp_path / "old", progress=False)
+    assert restarted[1].read_bytes() == fresh[1].read_bytes()
+
+
+def test_logging_and_saving_intervals_do_not_block_a_resume(lee_store, lee_vectors, tmp_path):
+    pretrain(lee_store, lee_vectors, settings(), [1400], tmp_path, progress=False)
+    pretrain(lee_store, lee_vectors, settings(log_every_words=500, save_every_words=900),
+             [1400, 2800], tmp_path, progress=False)
+
+
+def test_a_torn_last_log_line_is_dropped_on_resume(lee_store, lee_vectors, tmp_path, capsys):
+    pretrain(lee_store, lee_vectors, settings(), [1400], tmp_path, progress=False)
+    log = tmp_path / "log.jsonl"
+    log.write_text(log.read_text() + '{"words": 14')  # a kill mid-write
+    pretrain(lee_store, lee_vectors, settings(), [1400, 2800], tmp_path, progress=False)
+    assert "dropping a torn last line" in capsys.readouterr().err
+    words = [json.loads(line)["words"] for line in log.read_text().splitlines()]
+    assert words == sorted(set(words)) and words[-1] == 2800
+
+
+def test_a_bad_log_line_before_the_last_names_its_line(lee_store, lee_vectors, tmp_path):
+    pretrain(lee_store, lee_vectors, settings(), [1400], tmp_path, progress=False)
+    log = tmp_path / "log.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(["garbage", *lines]) + "\n")
+    with pytest.raises(InputError, match=r"log.jsonl:1: not a log entry"):
+        pretrain(lee_store, lee_vectors, settings(), [1400, 2800], tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_a_damaged_state_names_the_file(lee_store, lee_vectors, tmp_path, damage):
+    pretrain(lee_store, lee_vectors, settings(), [1400], tmp_path, progress=False)
+    state = tmp_path / "words-1400.state"
+    data = state.read_bytes()
+    state.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"PK\x03\x04zip")
+    with pytest.raises(InputError, match=r"words-1400.state: not a readable pre-training"):
+        pretrain(lee_store, lee_vectors, settings(), [1400, 2800], tmp_path, progress=False)
 
 
 def start_pretraining_child(store, vectors, out, save_every_words: int) -> subprocess.Popen:

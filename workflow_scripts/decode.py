@@ -8,19 +8,18 @@ from lmao.decode import (
     read_evaluations,
     write_decode_report,
 )
-from lmao.experiment import Experiment
 from lmao.fileio import write_json
 from lmao.logs import tee_stderr
+from lmao.pretrain import PretrainSettings
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
 if sm.rule == "decode_table":
     write_decode_report(read_evaluations(sm.input.evaluations), Path(sm.output.table).parent)
 else:
-    experiment = Experiment(sm.config)
-    run = sm.wildcards.run
+    job = sm.params.job
     evaluation = evaluate_checkpoint(
-        sm.input.state, experiment.pretrain_settings(run), sm.input.store, sm.input.vectors,
-        DecodeSettings.from_dict(sm.config["decode"]),
+        sm.input.state, PretrainSettings.from_dict(job["settings"]), sm.input.store,
+        sm.input.vectors, DecodeSettings.from_dict(job["decode"]),
         input_vectors_dir=sm.input.get("input_vectors"), parse_dir=sm.input.get("parse"))
-    write_json(sm.output.evaluation, {"run": run, **evaluation})
+    write_json(sm.output.evaluation, {"run": sm.wildcards.run, **evaluation})

@@ -1,25 +1,26 @@
 """Rule `finetune`: one task × init × hyper-parameter sample × seed, scored every epoch."""
 
-from lmao.experiment import Experiment
+from lmao.encoder import EncoderSettings
 from lmao.finetune import finetune
 from lmao.logs import tee_stderr
+from lmao.multitask import AuxiliarySettings
+from lmao.tasks import train_size
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
-experiment = Experiment(sm.config)
-w = sm.wildcards
-seed = int(w.seed)
+job = sm.params.job
+multitask = job["multitask"]
 finetune(
-    task_type=experiment.task_type(w.task),
+    task_type=job["task_type"],
     task_dir=sm.input.task,
-    encoder=experiment.encoder(w.run),
-    hyperparameters=experiment.hyperparameters(int(w.sample)),
-    seed=seed,
-    epochs=experiment.config["finetune"]["epochs"],
+    encoder=EncoderSettings.from_dict(job["encoder"]),
+    hyperparameters=job["hyperparameters"],
+    seed=job["labels"]["seed"],
+    epochs=job["epochs"],
     out_path=sm.output.scores,
     init_tok2vec=sm.input.get("checkpoint"),
     vectors=sm.input.get("vectors"),
-    auxiliary=experiment.auxiliary(w.run, sm.input.get("aux_store"), sm.input.get("aux_vectors")),
-    labels={**experiment.task_labels(w.task, sm.input.task), "pretrain_run": w.run,
-            "words": int(w.words), "sample": int(w.sample), "seed": seed},
+    auxiliary=None if multitask is None else AuxiliarySettings.from_dict(
+        multitask, sm.input.aux_store, sm.input.aux_vectors),
+    labels={**job["labels"], "n_train": train_size(sm.input.task)},
 )

@@ -3,18 +3,15 @@
 import sys
 from pathlib import Path
 
-from lmao.experiment import Experiment
 from lmao.logs import tee_stderr
-from lmao.pretrain import Preempted, pretrain
+from lmao.pretrain import Preempted, PretrainSettings, pretrain
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
-experiment = Experiment(sm.config)
-run, words = sm.wildcards.run, int(sm.wildcards.words)
+job = sm.params.job
 try:
-    pretrain(sm.input.store, sm.input.vectors, experiment.pretrain_settings(run),
-             [n for n in experiment.checkpoints(run) if n <= words],
-             Path(sm.output.checkpoint).parent,
+    pretrain(sm.input.store, sm.input.vectors, PretrainSettings.from_dict(job["settings"]),
+             job["checkpoints"], Path(sm.output.checkpoint).parent,
              input_vectors_dir=sm.input.get("input_vectors"), parse_dir=sm.input.get("parse"),
              gpu_id=0 if int(sm.resources.get("gpu", 0)) > 0 else None)  # a job sees one GPU
 except Preempted as stopped:  # state saved: Snakemake's retry (or a rerun) continues from it

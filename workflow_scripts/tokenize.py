@@ -8,6 +8,6 @@ from lmao.store import build_store
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
-sources = sm.params.sources
+sources = sm.params.corpus["sources"]
 build_store(chain.from_iterable(iter_texts(s) for s in sources), sm.output.store,
             n_process=sm.threads, provenance={"sources": sources})
