@@ -22,7 +22,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/snakemake --lint --configfile config/test.yaml
+	$(BIN)/snakemake --lint --configfile config/demo.yaml  # reads no external data
 
 test: lint
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q

@@ -4,6 +4,8 @@
 
 from snakemake.utils import min_version, validate
 
+from lmao.experiment import check_sources, validate_config
+
 min_version("9.0")
 
 
@@ -13,6 +15,11 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# The same checks as `lmao check-config`, before any job runs, with errors that name the
+# key path (and every source file the config reads must exist); then Snakemake's validate,
+# for the schema's defaults.
+validate_config(config)
+check_sources(config)
 validate(config, "lmao/schemas/config.schema.yaml")
 
 

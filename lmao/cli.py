@@ -10,11 +10,19 @@ from pathlib import Path
 
 from .experiment import ConfigError, Experiment, load_config
 from .fileio import InputError
-from .pretrain import Preempted
+from .pretrain import ChangedSettingsError, Preempted
 
 
 def _experiment(args: argparse.Namespace) -> Experiment:
     return Experiment(load_config(args.config))
+
+
+def _entry(experiment: Experiment, section: str, name: str) -> dict:
+    """`config[section][name]`, or a ConfigError that lists the names there are."""
+    entries = experiment.tasks() if section == "tasks" else experiment.config[section]
+    if name not in entries:
+        raise ConfigError(f"{section}: no entry named {name!r} (have {sorted(entries)})")
+    return entries[name]
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
@@ -28,7 +36,7 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
     from .sources import iter_texts
     from .store import build_store
 
-    sources = _experiment(args).config["corpora"][args.corpus]["sources"]
+    sources = _entry(_experiment(args), "corpora", args.corpus)["sources"]
     meta = build_store(chain.from_iterable(iter_texts(s) for s in sources), args.out,
                        n_process=args.n_process, provenance={"sources": sources})
     print(json.dumps(meta, indent=2))
@@ -54,7 +62,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from .pretrain import pretrain
 
     experiment = _experiment(args)
-    spec = experiment.config["pretrain"][args.run]
+    spec = _entry(experiment, "pretrain", args.run)
     paths = pretrain(args.store, args.vectors, experiment.pretrain_settings(args.run),
                      args.words or spec["checkpoints"], args.out,
                      input_vectors_dir=args.input_vectors, gpu_id=args.gpu_id)
@@ -64,14 +72,17 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 def cmd_task(args: argparse.Namespace) -> None:
     from .tasks import build_task
 
-    print(json.dumps(build_task(_experiment(args).config["tasks"][args.task], args.out)))
+    print(json.dumps(build_task(_entry(_experiment(args), "tasks", args.task), args.out)))
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
     from .finetune import finetune
 
     experiment = _experiment(args)
+    _entry(experiment, "tasks", args.task)
     run = args.run if args.checkpoint else "none"
+    if run != "none":
+        _entry(experiment, "pretrain", run)
     rows = finetune(experiment.task_type(args.task), args.task_dir, experiment.encoder(run),
                     experiment.config["finetune"].get("hyperparameters", {}), args.seed,
                     args.epochs or experiment.config["finetune"]["epochs"], args.out,
@@ -148,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, InputError, FileNotFoundError) as err:
+    except (ConfigError, InputError, ChangedSettingsError, OSError) as err:
         print(f"lmao {args.command}: error: {err}", file=sys.stderr)
         return 2
     except Preempted as stopped:

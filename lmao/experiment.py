@@ -53,19 +53,81 @@ def human(words: int) -> str:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read and validate a config file (schema plus cross-references)."""
+    """Read and validate a config file (schema, cross-references, source files)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    try:
+        validate_config(config)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    check_sources(config)
+    return config
+
+
+def validate_config(config: Any) -> None:
+    """The schema, then the cross-references; a failure names the key path and what the
+    schema allows there (one validation path for `lmao check-config` and Snakemake)."""
     import jsonschema
 
-    with open(path, encoding="utf-8") as handle:
-        config = yaml.safe_load(handle)
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    try:
-        jsonschema.validate(config, schema)
-    except jsonschema.ValidationError as err:
-        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ConfigError(f"{path}: at {where}: {err.message}") from None
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if errors:  # the most relevant, not yet inside a oneOf (describe_schema_error picks)
+        error = max(errors, key=jsonschema.exceptions.relevance)
+        raise ConfigError(describe_schema_error(error)) from None
     check_references(config)
-    return config
+
+
+def describe_schema_error(error: Any) -> str:
+    """`at tasks.x.source.format: 'wnut' is not one of [...]`: for a `oneOf` (the kinds of
+    task, source, vectors...), the error inside the branch the entry's `type`/`format`
+    selects, or the values those keys allow."""
+    while error.validator in ("oneOf", "anyOf"):
+        by_branch: dict[int, list] = {}
+        for sub in error.context:
+            by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
+        selected = [errors for errors in by_branch.values()
+                    if not any(e.validator in ("const", "enum") and len(e.relative_path) == 1
+                               and e.relative_path[0] in ("type", "format") for e in errors)]
+        if len(selected) != 1:
+            return f"at {_key_path(error.absolute_path)}: {_branches(error)}"
+        error = min(selected[0], key=lambda e: (-len(e.absolute_path), e.validator != "required"))
+    return f"at {_key_path(error.absolute_path)}: {error.message[:300]}"
+
+
+def _branches(error: Any) -> str:
+    """What a oneOf's branches ask for: `type` or `format` values, or one of some keys."""
+    values: dict[str, list[str]] = {}
+    for branch in error.validator_value:
+        props = branch.get("properties", {})
+        for key in ("type", "format"):
+            rule = props.get(key, {})
+            found = [rule["const"]] if "const" in rule else rule.get("enum", [])
+            values.setdefault(key, []).extend(str(v) for v in found)
+    allowed = "; ".join(f"{key} one of {sorted(set(v))}" for key, v in values.items() if v)
+    if allowed:
+        return f"expected {allowed}"
+    required = sorted({key for branch in error.validator_value
+                       for key in branch.get("required", [])})
+    if required:
+        return f"expected exactly one of the keys {required}"
+    return error.message[:300]
+
+
+def _key_path(path: Any) -> str:
+    parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in path]
+    return "".join(parts).lstrip(".") or "(top level)"
+
+
+def check_sources(config: dict[str, Any]) -> None:
+    """Every local file or folder the config reads exists (downloads/ come later)."""
+    for section in ("corpora", "vectors", "tasks"):
+        for name, spec in config.get(section, {}).items():
+            local_sources(spec, f"{section}.{name}")
 
 
 def check_references(config: dict[str, Any]) -> None:
@@ -107,10 +169,21 @@ def check_references(config: dict[str, Any]) -> None:
             raise ConfigError(f"finetune.multitask.{name}.vectors: no vector table named "
                               f"{spec['vectors']!r}")
     for name, spec in config["tasks"].items():
+        n_train = spec.get("split", {}).get("n_train") or spec.get("limits", {}).get("train")
         for n in spec.get("train_sizes", []):
             if f"{name}-n{n}" in config["tasks"]:
                 raise ConfigError(f"tasks.{name}.train_sizes: {n} makes a task "
                                   f"{name}-n{n}, and a task of that name exists")
+            if n_train is not None and n > n_train:
+                raise ConfigError(f"tasks.{name}.train_sizes: {n} is more than the task's "
+                                  f"{n_train} training examples")
+    table = config["finetune"].get("input_vectors")
+    if table is not None and table not in vectors:
+        raise ConfigError(f"finetune.input_vectors: no vector table named {table!r} "
+                          f"(have {sorted(vectors)})")
+    if (config.get("encoder") or {}).get("include_static_vectors") and table is None:
+        raise ConfigError("finetune.input_vectors: the encoder reads static vectors, so the "
+                          "no-pre-training baseline needs a vector table here")
     for name, parser in config.get("parsers", {}).items():
         task = config["tasks"].get(parser["task"])
         if task is None or task["type"] != "ud":

@@ -21,8 +21,8 @@ from spacy.training.initialize import init_nlp
 from spacy.util import load_config, registry
 from thinc.api import Config, Optimizer
 
-from .encoder import EncoderSettings, tok2vec_config
-from .fileio import atomic_dir, atomic_path
+from .encoder import EncoderSettings, build_tok2vec, tok2vec_config
+from .fileio import InputError, atomic_dir, atomic_path
 from .multitask import AuxiliaryLMAO, AuxiliarySettings
 from .ops import BlasOps, using_ops
 
@@ -208,6 +208,21 @@ def read_examples(nlp, path: Path) -> list[Example]:
     return [Example(_unannotated(nlp.vocab, doc), doc) for doc in docs]
 
 
+def check_checkpoint(path: str | Path, encoder: EncoderSettings) -> None:
+    """Refuse a checkpoint that is not a tok2vec of `encoder`'s architecture (another
+    width, depth or hash table, a truncated file) before spaCy fails deep inside training."""
+    try:
+        data = Path(path).read_bytes()
+        build_tok2vec(encoder).from_bytes(data)
+    except OSError as err:
+        raise InputError(path, None, f"unreadable checkpoint ({err})") from err
+    except Exception as err:  # msgpack, shape and key errors: all mean "does not fit"
+        raise InputError(path, None, f"not a checkpoint of this encoder (width "
+                         f"{encoder.width}, depth {encoder.depth}, rows {encoder.rows}, "
+                         f"static vectors {encoder.include_static_vectors}): "
+                         f"{type(err).__name__}: {str(err)[:200]}") from err
+
+
 def finetune(
     task_type: str,
     task_dir: str | Path,
@@ -231,6 +246,8 @@ def finetune(
     the optimizer's parameter averages) is saved there. With `auxiliary`, every task batch is
     followed by a batch of the LMAO objective on unlabelled text (multi-task training).
     """
+    if init_tok2vec is not None:
+        check_checkpoint(init_tok2vec, encoder)
     config = training_config(task_type, task_dir, encoder, hyperparameters, seed,
                              init_tok2vec, vectors)
     hp = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}

@@ -240,8 +240,10 @@ def conll_sentences(
     """
     words: list[str] = []
     tags: list[str] = []
+    width: tuple[int, int] | None = None  # (columns, line) of the first token line
+    shape = "token<TAB>tag" if separator == "\t" else "token ... tag, space-separated"
     for line_no, raw in read_lines(path):
-        line = raw.replace("\ufeff", "")
+        line = raw.replace("\ufeff", "")  # WNUT-17 has a stray line that is only a BOM
         if not line.strip():
             if words:
                 yield TaggedSentence(words, tags)
@@ -251,9 +253,14 @@ def conll_sentences(
             continue
         columns = line.split(separator)
         if len(columns) < 2:
-            if separator == "\t":
-                continue  # WNUT-17 has a stray line that is only a BOM
-            raise InputError(path, line_no, "expected a token and a tag")
+            hint = " (space-separated? that is format conll2003)" if (
+                separator == "\t" and len(line.split()) >= 2) else ""
+            raise InputError(path, line_no, f"expected a token and a tag ({shape}){hint}")
+        if width is None:
+            width = (len(columns), line_no)
+        elif len(columns) != width[0]:  # a missing column would shift the tag column
+            raise InputError(path, line_no, f"{len(columns)} columns, but line {width[1]} "
+                             f"has {width[0]}: every token line needs the same columns")
         tag = columns[tag_column]
         if not _TAG.match(tag):
             raise InputError(path, line_no, f"expected an IOB tag (O, B-X, I-X), got {tag!r}")
@@ -374,6 +381,27 @@ def conllu_sentences(path: str | Path) -> Iterator[ParsedSentence]:
         yield _conllu_sentence(path, rows)
 
 
+def _check_tree(path: str | Path, rows: list[tuple[int, list[str]]]) -> None:
+    """One root, no word its own head, no cycle: what spaCy's parser needs of a tree.
+    (Word ids and heads are already known to be numbers within the sentence.)"""
+    heads = {int(cols[0]): int(cols[6]) for _line_no, cols in rows}
+    line_of = {int(cols[0]): line_no for line_no, cols in rows}
+    roots = [line_no for line_no, cols in rows if cols[6] == "0"]
+    if len(roots) != 1:
+        raise InputError(path, roots[1] if roots else rows[0][0],
+                         f"a sentence needs exactly one root (head 0); this one has "
+                         f"{len(roots)}" + (f", on lines {roots}" if roots else ""))
+    for start in heads:
+        chain, word = [start], heads[start]
+        while word != 0:
+            if word == start or word in chain:
+                what = "is its own head" if chain == [start] and word == start else \
+                    f"is in a cycle of heads ({' → '.join(map(str, [*chain, word]))})"
+                raise InputError(path, line_of[start], f"word {start} {what}")
+            chain.append(word)
+            word = heads[word]
+
+
 def _conllu_sentence(path: str | Path, rows: list[tuple[int, list[str]]]) -> ParsedSentence:
     words, upos, heads, deps, spaces = [], [], [], [], []
     for position, (line_no, cols) in enumerate(rows):
@@ -390,4 +418,5 @@ def _conllu_sentence(path: str | Path, rows: list[tuple[int, list[str]]]) -> Par
         heads.append(position if head == 0 else head - 1)
         deps.append(cols[7])
         spaces.append("SpaceAfter=No" not in cols[9])
+    _check_tree(path, rows)
     return ParsedSentence(words, upos, heads, deps, spaces)

@@ -26,7 +26,7 @@ import numpy as np
 import spacy
 from tqdm import tqdm
 
-from .fileio import atomic_dir
+from .fileio import InputError, atomic_dir
 
 TOKENS_DTYPE = np.dtype("<u4")
 STARTS_DTYPE = np.dtype("<u8")
@@ -155,6 +155,10 @@ def build_store(
                 progress.update(int(lengths.sum()))
             progress.close()
             starts.write(np.array([n_words], dtype=STARTS_DTYPE).tobytes())
+        if n_words == 0:
+            where = json.dumps((provenance or {}).get("sources", "the texts"))
+            raise InputError(where, None, "no words: the corpus is empty (an empty file, or a "
+                             "filter that keeps nothing?)")
         types = type_ids.types
         (tmp / "types.json").write_text(json.dumps(types, ensure_ascii=False), encoding="utf-8")
         meta = {

@@ -34,7 +34,8 @@ def split_labelled(
     what lies between (or its first `n_test` items).
     """
     if n_train + n_dev > len(pool):
-        raise ValueError(f"asked for {n_train} train + {n_dev} dev items from {len(pool)}")
+        raise ValueError(f"split asks for n_train {n_train} + n_dev {n_dev} items; the source "
+                         f"has {len(pool)}")
     items = list(pool)
     random.Random(seed).shuffle(items)
     middle = items[n_train : len(items) - n_dev]
@@ -80,18 +81,26 @@ def build_textcat_task(task: dict, out_dir: str | Path) -> dict:
     """Write train/dev/test DocBins for a text classification task config."""
     split = task["split"]
     pool = iter_labelled(task["source"])
-    if "test_source" in task:
-        test_items = iter_labelled(task["test_source"])
-        parts = split_labelled(pool, split["seed"], split["n_train"], split["n_dev"], 0)
-        if split.get("n_test"):  # a seeded sample: test files are often sorted by label
-            test_items = random.Random(split["seed"]).sample(test_items, split["n_test"])
-        parts["test"] = test_items
-    else:
-        parts = split_labelled(pool, split["seed"], split["n_train"], split["n_dev"],
-                               split.get("n_test"))
+    source = _source_name(task["source"])
+    try:
+        if "test_source" in task:
+            test_items = iter_labelled(task["test_source"])
+            parts = split_labelled(pool, split["seed"], split["n_train"], split["n_dev"], 0)
+            if split.get("n_test", 0) > len(test_items):
+                source = _source_name(task["test_source"])
+                raise ValueError(f"split.n_test {split['n_test']} is more than the "
+                                 f"{len(test_items)} items of the test source")
+            if split.get("n_test"):  # a seeded sample: test files are often sorted by label
+                test_items = random.Random(split["seed"]).sample(test_items, split["n_test"])
+            parts["test"] = test_items
+        else:
+            parts = split_labelled(pool, split["seed"], split["n_train"], split["n_dev"],
+                                   split.get("n_test"))
+    except ValueError as err:
+        raise InputError(source, None, str(err)) from None
     labels = sorted({item.label for item in pool})
     if len(labels) < 2:
-        raise InputError(task["source"].get("path", task["source"]["type"]), None,
+        raise InputError(source, None,
                          f"a text classification task needs ≥ 2 labels, found {labels}")
     docs = {name: textcat_docs(items, labels, task.get("max_words"))
             for name, items in parts.items()}
@@ -103,8 +112,17 @@ def _read_splits(task: dict, read_docs) -> dict[str, list[Doc]]:  # noqa: ANN001
     """Docs of each split from its own file, the first `limits[split]` of them."""
     source, limits = task["source"], task.get("limits", {})
     nlp = spacy.blank("en")
-    return {name: list(islice(read_docs(source[name], nlp), limits.get(name)))
-            for name in SPLITS}
+    splits = {name: list(islice(read_docs(source[name], nlp), limits.get(name)))
+              for name in SPLITS}
+    for name, docs in splits.items():
+        if not docs:
+            raise InputError(source[name], None, f"no {name} examples in this file")
+    return splits
+
+
+def _source_name(source: dict) -> str:
+    """How an error names a labelled source: its path, else its type."""
+    return str(source.get("path", source["type"]))
 
 
 def jsonl_span_docs(path: str | Path, nlp) -> Iterator[Doc]:  # noqa: ANN001
@@ -149,6 +167,9 @@ def build_ner_task(task: dict, out_dir: str | Path) -> dict:
     fmt = task["source"]["format"]
     docs = _read_splits(task, lambda path, nlp: ner_docs(path, fmt, nlp))
     labels = sorted({ent.label_ for split in docs.values() for doc in split for ent in doc.ents})
+    if not any(doc.ents for doc in docs["train"]):
+        raise InputError(task["source"]["train"], None, "no entities in the training examples "
+                         "(every tag O?): nothing for NER to learn")
     return _write_docbins(docs, Path(out_dir), {"type": "ner", "labels": labels})
 
 

@@ -49,6 +49,7 @@ def read_glove_text(path: str | Path, max_rows: int | None = None) -> tuple[list
     words: list[str] = []
     rows: list[np.ndarray] = []
     dim = None
+    first_seen: dict[str, int] = {}
     for line_no, line in read_lines(path):
         parts = line.rstrip().split(" ")
         if line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
@@ -60,9 +61,16 @@ def read_glove_text(path: str | Path, max_rows: int | None = None) -> tuple[list
         if len(parts) - 1 != dim:
             raise InputError(path, line_no, f"expected {dim} numbers, got {len(parts) - 1}")
         try:
-            rows.append(np.asarray(parts[1:], dtype="float32"))
+            row = np.asarray(parts[1:], dtype="float32")
         except ValueError as err:
             raise InputError(path, line_no, f"not a number ({err})") from err
+        if not np.isfinite(row).all():
+            raise InputError(path, line_no, f"{parts[0]!r}: a nan or infinite value")
+        if parts[0] in first_seen:
+            raise InputError(path, line_no, f"{parts[0]!r} again (first on line "
+                             f"{first_seen[parts[0]]}); one vector per word")
+        first_seen[parts[0]] = line_no
+        rows.append(row)
         words.append(parts[0])
         if max_rows and len(words) >= max_rows:
             break

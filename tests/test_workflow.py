@@ -15,7 +15,7 @@ from .conftest import REPO, SHARED_DATA, SNAKEMAKE, all_tasks, inits, run, snake
 
 
 def test_lint_is_clean():
-    result = run([*SNAKEMAKE, "--lint", "--configfile", "config/test.yaml"], cwd=REPO)
+    result = run([*SNAKEMAKE, "--lint", "--configfile", "config/demo.yaml"], cwd=REPO)
     assert "Lints for" not in result.stdout + result.stderr
 
 
