@@ -11,6 +11,7 @@ from pathlib import Path
 from .experiment import ConfigError, Experiment, load_config
 from .fileio import InputError
 from .pretrain import ChangedSettingsError, Preempted
+from .workflow import RestoreError
 
 
 def _experiment(args: argparse.Namespace) -> Experiment:
@@ -94,6 +95,14 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         print(json.dumps(row["scores"]))
 
 
+def cmd_restore(args: argparse.Namespace) -> None:
+    from .workflow import restore
+
+    restore(args.config, check_dvc=not args.no_dvc_check)
+    print(f"{args.config}: restored results recorded as up to date; `snakemake -n "
+          f"--configfile {args.config}` now plans only what a later edit changes")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import build_report
 
@@ -149,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int)
     p.add_argument("--out", required=True, type=Path)
+    p = command("restore", cmd_restore, "after `dvc pull`/`dvc checkout`: check that "
+                "dvc.lock vouches for the results, then record them as up to date for "
+                "Snakemake (run in the repository root)")
+    p.add_argument("--no-dvc-check", action="store_true",
+                   help="results restored some other way; you vouch for them")
     p = command("report", cmd_report, "tables and plots from fine-tuning logs", config=False)
     p.add_argument("logs", nargs="+", type=Path)
     p.add_argument("--out", required=True, type=Path)
@@ -159,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, InputError, ChangedSettingsError, OSError) as err:
+    except (ConfigError, InputError, ChangedSettingsError, RestoreError, OSError) as err:
         print(f"lmao {args.command}: error: {err}", file=sys.stderr)
         return 2
     except Preempted as stopped:
