@@ -60,3 +60,16 @@ rule all:
 rule data:
     input:
         data_outputs(),
+
+
+# Package code: Snakemake reruns a job when its script changes, not when an `lmao` module
+# it imports does; warn about such outputs by name instead (docs/architecture.md, "Reruns").
+warn_about_package_code_changes()
+
+
+onsuccess:
+    record_package_code()
+
+
+onerror:
+    record_package_code()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import json
 import os
 import subprocess
@@ -64,3 +66,122 @@ def restore(config_path: str | Path, check_dvc: bool = True, snakefile: str | No
         command += ["--snakefile", snakefile]
     if subprocess.run(command).returncode != 0:
         raise RestoreError(f"{' '.join(command)} failed (see above)")
+
+
+# ------------------------------------------------ changes of the package's own code
+# Snakemake reruns a job when its rule's script file changes, but it cannot see the `lmao`
+# modules the script imports. Rerunning every job whenever any module changes would redo
+# days of pre-training for a refactoring, so instead each finished job's output is recorded
+# with a digest of the modules its rule runs (`results/<name>/code.json`, beside the
+# results, so DVC carries it), and at start-up the workflow warns, per rule, about outputs
+# made by other code, naming the modules that changed and the command that reruns them.
+
+CODE_RECORD = "code.json"
+
+
+def imported_modules(script: Path, package: Path) -> list[Path]:
+    """The modules of `package` that `script` imports, directly or through each other."""
+    seen: set[Path] = set()
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        inside = path.parent == package
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom):
+                if node.level and inside:  # from .x import y / from . import x
+                    base = node.module or ""
+                    names = [base] if base else [a.name for a in node.names]
+                elif node.module and node.module.split(".")[0] == package.name:
+                    rest = node.module.split(".")[1:]
+                    names = [".".join(rest)] if rest else [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name.split(".", 1)[1] for a in node.names
+                         if a.name.startswith(f"{package.name}.")]
+            for name in names:
+                module = package / (name.split(".")[0] + ".py")
+                if module.exists() and module not in seen:
+                    seen.add(module)
+                    todo.append(module)
+    return sorted(seen)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def rule_code(scripts: dict[str, Path], package: Path) -> dict[str, dict[str, str]]:
+    """For each rule, the digest of every package module its script runs."""
+    return {rule: {str(m.relative_to(package.parent)): file_digest(m)
+                   for m in imported_modules(script, package)}
+            for rule, script in scripts.items()}
+
+
+def code_key(modules: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(modules, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_code_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"code": {}, "outputs": {}}
+    return record if isinstance(record, dict) and "outputs" in record else {"code": {},
+                                                                             "outputs": {}}
+
+
+def record_code(path: Path, jobs: list[tuple[str, str]], code: dict[str, dict[str, str]]
+                ) -> None:
+    """Record that each (rule, output) in `jobs` was just made by the current code."""
+    record = read_code_record(path)
+    for rule, output in jobs:
+        if rule in code:
+            key = code_key(code[rule])
+            record["code"][key] = code[rule]
+            record["outputs"][output] = [rule, key]
+    used = {key for _rule, key in record["outputs"].values()}
+    record["code"] = {key: modules for key, modules in record["code"].items() if key in used}
+    from .fileio import write_json
+
+    write_json(path, record)
+
+
+def code_changes(record: dict, code: dict[str, dict[str, str]]) -> dict[str, dict]:
+    """Per rule: how many recorded outputs other code made, and which modules differ."""
+    changes: dict[str, dict] = {}
+    for output, (rule, key) in sorted(record["outputs"].items()):
+        if rule not in code or key == code_key(code[rule]):
+            continue
+        then = record["code"].get(key, {})
+        now = code[rule]
+        modules = sorted(m for m in set(then) | set(now) if then.get(m) != now.get(m))
+        entry = changes.setdefault(rule, {"outputs": [], "modules": set()})
+        entry["outputs"].append(output)
+        entry["modules"].update(modules)
+    return changes
+
+
+def describe_code_changes(changes: dict[str, dict]) -> str:
+    lines = ["The lmao package's code changed since these results were made (Snakemake does "
+             "not rerun jobs for that by itself):"]
+    for rule, entry in sorted(changes.items()):
+        lines.append(f"  rule {rule}: {len(entry['outputs'])} output(s), e.g. "
+                     f"{entry['outputs'][0]}; changed: {', '.join(sorted(entry['modules']))}")
+    lines.append("If a change alters results, rerun them: snakemake --forcerun "
+                 + " ".join(sorted(changes)) + " (plus your usual options).")
+    return "\n".join(lines)
+
+
+def workflow_code(rules) -> dict[str, dict[str, str]]:  # noqa: ANN001  (Snakemake's rules)
+    """`rule_code` for the rules of a running Snakefile (those with a `script:`)."""
+    package = Path(__file__).resolve().parent
+    scripts = {rule.name: (Path(rule.basedir) / rule.script).resolve()
+               for rule in rules if rule.script}
+    return rule_code(scripts, package)
+
+
+def finished_jobs(dag) -> list[tuple[str, str]]:  # noqa: ANN001  (Snakemake's DAG)
+    """(rule, first output) of each job this invocation ran (or touched) to the end."""
+    return [(job.rule.name, str(job.output[0])) for job in dag.needrun_jobs(
+        exclude_finished=False) if dag.finished(job) and job.output]

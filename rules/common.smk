@@ -8,6 +8,9 @@
 # downstream of them. No input is ancient(): after `dvc pull`/`dvc checkout`, `lmao
 # restore` puts timestamps and Snakemake's records back in order instead.
 
+import sys
+from pathlib import Path
+
 from lmao.experiment import (
     DOWNLOADS,
     NO_PRETRAINING,
@@ -17,7 +20,16 @@ from lmao.experiment import (
     local_sources,
     source_paths,
 )
-from lmao.workflow import export_package_path
+from lmao.workflow import (
+    CODE_RECORD,
+    code_changes,
+    describe_code_changes,
+    export_package_path,
+    finished_jobs,
+    read_code_record,
+    record_code,
+    workflow_code,
+)
 
 export_package_path(workflow.basedir)
 
@@ -203,3 +215,18 @@ def decode_outputs():
 
 def download_params(wildcards):
     return canonical(config["downloads"][wildcards.download])
+
+
+def warn_about_package_code_changes():
+    """Name the outputs that other `lmao` code made (Snakemake sees only script files)."""
+    changes = code_changes(read_code_record(Path(RESULTS) / CODE_RECORD),
+                           workflow_code(workflow.rules))
+    if changes:
+        print(describe_code_changes(changes), file=sys.stderr)
+
+
+def record_package_code():
+    """Record the code that made each output this invocation finished."""
+    jobs = finished_jobs(workflow.dag)
+    if jobs:
+        record_code(Path(RESULTS) / CODE_RECORD, jobs, workflow_code(workflow.rules))

@@ -8,6 +8,7 @@ Dry runs change nothing, so the tests share one finished run.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -150,3 +151,32 @@ def test_a_vectors_source_reruns_the_table_and_all_that_uses_it(finished_run, te
     multitask = set(config["finetune"].get("multitask", {}))
     assert jobs == ({("vectors", "vectors/lee_floret")} | pretrains(config, config["pretrain"])
                     | finetunes(config, run=set(config["pretrain"]) | multitask) | REPORT)
+
+
+def test_a_change_of_package_code_is_named_not_silent(finished_run, test_config):
+    """Snakemake cannot see the `lmao` modules a script imports; the workflow names the
+    outputs made by other code, per rule, with the modules that changed."""
+    path, config = test_config
+    record_path = finished_run[0] / "code.json"
+    original = record_path.read_text()
+    record = json.loads(original)
+    outputs = record["outputs"]
+    assert {rule for rule, _key in outputs.values()} >= {"pretrain", "finetune", "report"}
+    quiet = snakemake(path, "-n")
+    assert "code changed" not in quiet.stdout + quiet.stderr
+    for key, modules in list(record["code"].items()):  # as if encoder.py had changed since
+        if "lmao/encoder.py" in modules:
+            record["code"][f"old-{key}"] = {**modules, "lmao/encoder.py": "0" * 16}
+    record["outputs"] = {output: [rule, f"old-{key}" if f"old-{key}" in record["code"] else key]
+                         for output, (rule, key) in outputs.items()}
+    record_path.write_text(json.dumps(record))
+    try:
+        result = snakemake(path, "-n")
+        warned = result.stdout + result.stderr
+    finally:
+        record_path.write_text(original)
+    assert "The lmao package's code changed" in warned
+    for rule in ("pretrain", "finetune"):
+        assert re.search(rf"rule {rule}: \d+ output\(s\).*changed: lmao/encoder.py", warned)
+    assert "rule build_task" not in warned  # task building never imports the encoder
+    assert "snakemake --forcerun" in warned
