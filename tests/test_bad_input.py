@@ -293,3 +293,13 @@ def test_a_config_that_is_not_yaml_names_its_line(tmp_path):
                              str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{path}:" in result.stderr and "not valid YAML" in result.stderr
+
+
+def test_a_split_larger_than_its_source_names_the_source(tmp_path):
+    source = write(tmp_path / "reviews.txt", "__label__pos good film\n__label__neg bad film\n"
+                                             "__label__pos fine\n")
+    task = {"type": "textcat", "source": {"type": "fasttext", "path": str(source)},
+            "split": {"seed": 0, "n_train": 2, "n_dev": 2}}
+    with pytest.raises(InputError, match=r"reviews.txt: split asks for n_train 2 \+ n_dev 2 "
+                                         r"items; the source has 3"):
+        build_task(task, tmp_path / "task")

@@ -228,6 +228,10 @@ def test_evaluation_scores_against_the_own_words(checkpoint, held_out_store, glo
 
 def decode_config(tmp_path: Path, corpus: str) -> Path:
     config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    for task in ("wnut17", "ud_ewt"):  # data paths from the repository root, made absolute
+        source = config["tasks"][task]["source"]
+        for split in ("train", "dev", "test"):
+            source[split] = str(shared_data(*Path(source[split]).parts[3:]))
     config["corpora"]["wiki"] = {"sources": [{"type": "gensim_wiki"}]}
     config["decode"] = {"corpus": corpus, "max_words": 1000, "hnsw": {"ef": 32}}
     path = tmp_path / "config.yaml"

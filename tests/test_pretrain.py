@@ -252,7 +252,10 @@ def test_computing_only_the_needed_rows_gives_the_full_gradients(lee_store, wind
     assert np.allclose(needed_rows, dense_rows, atol=1e-5)
     assert len(dense_grads) > 10 and any(np.abs(g).sum() > 0 for g in dense_grads)
     for needed, dense in zip(needed_grads, dense_grads, strict=True):
-        assert np.allclose(needed, dense, atol=1e-5)
+        # sums over other numbers of rows, in another order: float32 rounding scales with
+        # the largest value (a wrong neighbourhood differs by whole units)
+        scale = max(1.0, float(np.abs(dense).max()))
+        assert np.allclose(needed, dense, rtol=1e-4, atol=1e-5 * scale)
 
 
 def test_gpu_run_tracks_the_cpu_run(lee_store, lee_vectors, tmp_path):
