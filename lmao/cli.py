@@ -29,7 +29,8 @@ def _entry(experiment: Experiment, section: str, name: str) -> dict:
 def cmd_check_config(args: argparse.Namespace) -> None:
     experiment = _experiment(args)
     print(f"{args.config}: valid; {len(experiment.inits())} inits × "
-          f"{len(experiment.config['tasks'])} tasks × "
+          f"{len(experiment.tasks())} tasks (low-data variants included) × "
+          f"{experiment.n_samples()} hyper-parameter samples × "
           f"{len(experiment.config['finetune']['seeds'])} seeds")
 
 
