@@ -18,8 +18,8 @@ import pandas as pd  # noqa: E402
 
 from .experiment import NO_PRETRAINING, PRIMARY_METRIC, Init  # noqa: E402
 from .fileio import InputError, atomic_path, write_json, write_text  # noqa: E402
+from .stats import holm, paired_test, verdict  # noqa: E402
 
-MIN_PAIRS = 3  # a bootstrap over fewer paired runs says nothing
 COLUMNS = ["task", "task_type", "pretrain_run", "words", "sample", "seed", "split", "epoch",
            "metric", "value", "base_task", "n_train"]
 
@@ -333,9 +333,9 @@ def bootstrap_interval(values: pd.Series, n_resamples: int = 10_000,
 def paired_comparisons(table: pd.DataFrame) -> pd.DataFrame:
     """Each checkpoint against no pre-training, paired by task, sample and seed.
 
-    The difference of best-epoch dev scores, its mean over pairs, a 95% bootstrap interval,
-    and a verdict: better / worse when the interval excludes 0, otherwise no detectable
-    difference.
+    The differences of best-epoch dev scores: their mean, a 95% t interval, the exact
+    sign-flip p-value, Holm's correction across the inits of each task, and a verdict
+    (`lmao.stats`): better / worse only when the corrected p is below 5%.
     """
     return _paired(best_per_run(table), ["task", "sample", "seed"])
 
@@ -348,18 +348,19 @@ def _paired(best: pd.DataFrame, pair: list[str]) -> pd.DataFrame:
             ["task", "pretrain_run", "words"]):
         scores = group.set_index(pair)["value"]
         common = scores.index.intersection(baseline.index)
-        diffs = scores[common] - baseline[common]
-        low, high = bootstrap_interval(diffs)
-        if len(diffs) < MIN_PAIRS:
-            verdict = f"too few runs for a verdict (n < {MIN_PAIRS})"
-        else:
-            verdict = ("better" if low > 0 else "worse" if high < 0 else
-                       "no detectable difference")
-        rows.append({"task": task, "init": Init(run, int(words)).label, "n": len(diffs),
+        test = paired_test((scores[common] - baseline[common]).to_numpy())
+        rows.append({"task": task, "init": Init(run, int(words)).label, "n": test.n,
                      "baseline": baseline[common].mean(), "pretrained": scores[common].mean(),
-                     "difference": diffs.mean(), "ci_low": low, "ci_high": high,
-                     "verdict": verdict})
-    return pd.DataFrame(rows)
+                     "difference": test.difference, "ci_low": test.ci_low,
+                     "ci_high": test.ci_high, "p": test.p, "detectable": test.detectable,
+                     "_test": test})
+    if not rows:
+        return pd.DataFrame(rows)
+    result = pd.DataFrame(rows)
+    result["p_holm"] = result.groupby("task")["p"].transform(lambda p: holm(list(p)))
+    result["verdict"] = [verdict(t, p) for t, p in zip(result["_test"], result["p_holm"],
+                                                       strict=True)]
+    return result.drop(columns="_test")
 
 
 def best_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -396,11 +397,14 @@ def comparison_markdown(table: pd.DataFrame) -> str:
 
 
 def _comparison_rows(comparisons: pd.DataFrame) -> list[str]:
-    lines = ["| task | init | n | difference | 95% bootstrap interval | verdict |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["Exact sign-flip test over the pairs; p corrected with Holm's method across the "
+             "inits of each task; a verdict only where the corrected p < 0.05.", "",
+             "| task | init | n | difference | 95% t interval | p (exact) | p (Holm) "
+             "| verdict |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in comparisons.itertuples():
         lines.append(f"| {row.task} | {row.init} | {row.n} | {row.difference * 100:+.2f} | "
-                     f"[{row.ci_low * 100:+.2f}, {row.ci_high * 100:+.2f}] | {row.verdict} |")
+                     f"[{row.ci_low * 100:+.2f}, {row.ci_high * 100:+.2f}] | {row.p:.3g} | "
+                     f"{row.p_holm:.3g} | {row.verdict} |")
     return lines
 
 

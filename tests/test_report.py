@@ -154,7 +154,7 @@ def test_a_log_that_is_not_a_score_record_names_the_line(tmp_path):
 
 def test_paired_comparison_finds_a_known_difference_and_none_where_there_is_none(tmp_path):
     logs = []
-    for seed in range(5):
+    for seed in range(8):
         base = 0.70 + 0.01 * seed
         logs.append(write_log(tmp_path / f"n{seed}.jsonl", "none", 0, seed, [base - 0.1, base]))
         logs.append(write_log(tmp_path / f"b{seed}.jsonl", "lmao", 1000, seed,
@@ -163,13 +163,15 @@ def test_paired_comparison_finds_a_known_difference_and_none_where_there_is_none
                               [base - 0.2, base + (0.01 if seed % 2 else -0.01)]))
     comparisons = paired_comparisons(collect_scores(logs)).set_index("init")
     better, same = comparisons.loc["lmao 1k"], comparisons.loc["lmao 2k"]
-    assert better["n"] == 5 and better["difference"] == pytest.approx(0.0308)
-    assert better["ci_low"] > 0 and better["verdict"] == "better"
-    assert same["difference"] == pytest.approx(-0.002)
+    assert better["n"] == 8 and better["difference"] == pytest.approx(0.031)
+    assert better["ci_low"] > 0 and better["p"] == pytest.approx(2 / 2**8)
+    assert better["p_holm"] == pytest.approx(2 * 2 / 2**8)  # two inits: Holm doubles the least
+    assert better["verdict"] == "better"
+    assert same["difference"] == pytest.approx(0.0, abs=1e-12) and same["p"] == 1.0
     assert same["ci_low"] < 0 < same["ci_high"]
-    assert same["verdict"] == "no detectable difference"
+    assert same["verdict"].startswith("no detectable difference (n = 8, smallest detectable")
     text = comparison_markdown(collect_scores(logs))
-    assert "| polarity | lmao 1k | 5 | +3.08 |" in text
+    assert "| polarity | lmao 1k | 8 | +3.10 |" in text
 
 
 def test_metrics_and_curve_points_for_dvc(logs, tmp_path):
@@ -188,7 +190,7 @@ def test_metrics_and_curve_points_for_dvc(logs, tmp_path):
 def test_two_pairs_get_no_verdict(logs):
     comparisons = paired_comparisons(collect_scores(logs)).set_index("init")
     assert comparisons.loc["lmao 100k", "n"] == 2
-    assert comparisons.loc["lmao 100k", "verdict"].startswith("too few runs")
+    assert comparisons.loc["lmao 100k", "verdict"].startswith("no verdict: n = 2 pairs")
 
 
 def test_test_scores_come_from_the_sample_chosen_on_dev(tmp_path):
@@ -216,9 +218,11 @@ def test_test_scores_come_from_the_sample_chosen_on_dev(tmp_path):
     text = (tmp_path / "out" / "table.md").read_text()
     assert "| polarity | no pre-training | 0 | 71.0 ± 1.0 | 3 |" in text
     assert "| polarity | lmao 1k | 1 | 76.0 ± 1.0 | 3 |" in text
-    # paired by seed, the test difference is exactly +5 points every time: "better"
+    # paired by seed, the test difference is exactly +5 points every time, but 3 pairs
+    # cannot reach p < 0.05 in an exact test (smallest p: 2/2^3): no verdict
     test_part = text.split("## Test split, paired")[1]
-    assert "| polarity | lmao 1k | 3 | +5.00 | [+5.00, +5.00] | better |" in test_part
+    assert "| polarity | lmao 1k | 3 | +5.00 | [+5.00, +5.00] | 0.25 | 0.25 | no verdict" in (
+        test_part)
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["test"]["polarity"]["lmao 1k"] == pytest.approx(0.76)
     # the dev tables ignore the test lines: 2 epochs and a Best row per init
