@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bz2
 import copyreg
+import html
 import io
 import pickle
 import re
@@ -68,8 +69,26 @@ def jsonl_texts(path: str | Path, field: str = "text") -> Iterator[str]:
             yield text
 
 
+_HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+
+
+def strip_html(text: str) -> str:
+    """Text without HTML markup: line breaks (`<br />`, as in IMDB reviews) become spaces,
+    other tags are dropped, entities (`&amp;`) are decoded. Without this the tokenizer glues
+    markup to words (`spielberg.<br`)."""
+    text = _HTML_TAG.sub(" ", _HTML_BREAK.sub(" ", text))
+    return re.sub(r"[ \t]{2,}", " ", html.unescape(text)).strip()
+
+
 def iter_texts(source: dict) -> Iterator[str]:
-    """Texts of one configured text source (see the `text_source` schema)."""
+    """Texts of one configured text source (see the `text_source` schema); with
+    `strip_html: true`, without markup."""
+    texts = _iter_texts(source)
+    return map(strip_html, texts) if source.get("strip_html") else texts
+
+
+def _iter_texts(source: dict) -> Iterator[str]:
     kind = source["type"]
     if kind == "gensim_wiki":
         yield from wiki_paragraphs(source.get("path"))
@@ -203,6 +222,14 @@ def acl_imdb_reviews(root: str | Path, split: str) -> Iterator[LabelledText]:
 
 
 def iter_labelled(source: dict) -> list[LabelledText]:
+    """Labelled texts of one configured source; with `strip_html: true`, without markup."""
+    items = _iter_labelled(source)
+    if source.get("strip_html"):
+        items = [LabelledText(strip_html(item.text), item.label) for item in items]
+    return items
+
+
+def _iter_labelled(source: dict) -> list[LabelledText]:
     kind = source["type"]
     if kind == "acl_imdb":
         return list(acl_imdb_reviews(source["path"], source.get("split", "train")))

@@ -16,7 +16,7 @@ from lmao.sources import (
     newsgroup_posts,
 )
 
-from .conftest import shared_data
+from .conftest import REPO, shared_data
 
 
 def test_newsgroups_are_balanced_and_headers_are_stripped():
@@ -197,3 +197,35 @@ def test_conll2012_needs_eleven_columns(tmp_path):
     path.write_text("doc 0 0 Word NN *\n")
     with pytest.raises(InputError, match="short_conll:1: expected at least 11 columns"):
         list(conll2012_sentences(path))
+
+
+def test_strip_html_removes_imdb_markup_from_real_reviews():
+    from itertools import islice
+
+    from lmao.sources import iter_labelled, iter_texts, strip_html
+
+    path = shared_data("imdb", "train.jsonl.gz")
+    raw = list(islice(iter_texts({"type": "jsonl", "path": str(path)}), 2000))
+    assert sum("<br" in text for text in raw) > 100  # IMDB reviews carry <br /> markup
+    clean = list(islice(iter_texts({"type": "jsonl", "path": str(path), "strip_html": True}),
+                        2000))
+    assert len(clean) == len(raw) and not any("<br" in text or "/>" in text for text in clean)
+    labelled = iter_labelled({"type": "jsonl", "path": str(path), "strip_html": True})
+    assert not any("<br" in item.text for item in labelled[:2000])
+    assert strip_html("A film.<br /><br />The end &amp; more") == "A film. The end & more"
+    assert strip_html("no markup: 3 < 4 > 2") == "no markup: 3 < 4 > 2"
+
+
+def test_an_unknown_source_key_is_refused_not_ignored():
+    import copy
+
+    import yaml
+
+    from lmao.experiment import ConfigError, validate_config
+
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    broken = copy.deepcopy(config)
+    broken["corpora"]["demo_text"]["sources"][0]["feild"] = "body"
+    with pytest.raises(ConfigError, match=r"corpora.demo_text.sources\[0\]: Additional "
+                                          r"properties are not allowed \('feild'"):
+        validate_config(broken)
