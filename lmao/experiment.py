@@ -21,6 +21,8 @@ from .search import n_samples, sample_hyperparameters
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 NO_PRETRAINING = "none"
+# Reference models (`finetune.references`): the task type each applies to, and its label.
+REFERENCES = {"bow": ("textcat", "bag-of-words (reference)")}
 
 
 class ConfigError(ValueError):
@@ -38,6 +40,8 @@ class Init:
     def label(self) -> str:
         if self.run == NO_PRETRAINING:
             return "no pre-training"
+        if self.run in REFERENCES:
+            return REFERENCES[self.run][1]
         if self.words == 0:  # no checkpoint: a multi-task configuration
             return f"{self.run} (multi-task)"
         return f"{self.run} {human(self.words)}"
@@ -158,8 +162,11 @@ def check_references(config: dict[str, Any]) -> None:
             if run["corpus"] == decode["corpus"]:
                 raise ConfigError(f"decode.corpus: {decode['corpus']!r} is the pre-training "
                                   f"text of pretrain.{name}; decoding needs held-out text")
+    for name in config["pretrain"]:
+        if name in REFERENCES:
+            raise ConfigError(f"pretrain.{name}: the name {name!r} is a reference model's")
     for name, spec in (config["finetune"].get("multitask") or {}).items():
-        if name == NO_PRETRAINING or name in config["pretrain"]:
+        if name == NO_PRETRAINING or name in config["pretrain"] or name in REFERENCES:
             raise ConfigError(f"finetune.multitask.{name}: the name is taken (no pre-training "
                               "or a pre-training run)")
         if spec["corpus"] not in corpora:
@@ -291,15 +298,26 @@ class Experiment:
         return checkpoints[index - 1] if index else None
 
     def inits(self) -> list[Init]:
+        """No pre-training, every checkpoint, every multi-task init, every reference."""
         inits = [Init(NO_PRETRAINING, 0)]
         for run in self.config["pretrain"]:
             inits.extend(Init(run, words) for words in self.checkpoints(run))
         inits.extend(Init(run, 0) for run in self.multitask())
+        inits.extend(Init(name, 0) for name in self.references())
         return inits
+
+    def references(self) -> list[str]:
+        return list(self.config["finetune"].get("references") or [])
+
+    def inits_for(self, task: str) -> list[Init]:
+        """The inits a task trains from: a reference only where it applies to the task type."""
+        task_type = self.task_type(task)
+        return [init for init in self.inits()
+                if init.run not in REFERENCES or REFERENCES[init.run][0] == task_type]
 
     def input_vectors(self, run: str) -> str | None:
         """The vector table the encoder reads as input, if it reads one."""
-        if not self.encoder(run).include_static_vectors:
+        if not self.encoder(run).include_static_vectors or run in REFERENCES:
             return None
         if run not in self.config["pretrain"]:  # no pre-training, or multi-task from scratch
             table = self.config["finetune"].get("input_vectors")
@@ -364,9 +382,12 @@ class Experiment:
     def finetune_job(self, task: str, run: str, words: int, sample: int,
                      seed: int) -> dict[str, Any]:
         spec = self.tasks()[task]
+        reference = run in REFERENCES
+        textcat = run if reference else spec.get("model", "reduce")
         return canonical({
             "task_type": spec["type"],
-            "encoder": self.encoder(run).to_dict(),
+            "textcat": textcat if spec["type"] == "textcat" else None,
+            "encoder": None if reference else self.encoder(run).to_dict(),
             "hyperparameters": self.hyperparameters(sample),
             "epochs": self.config["finetune"]["epochs"],
             "multitask": self.multitask().get(run),

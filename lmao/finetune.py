@@ -57,24 +57,39 @@ def _parser_model(state_type: str, hidden_width: int, listener: dict) -> dict[st
     }
 
 
-def task_components(task_type: str, width: int) -> dict[str, dict[str, Any]]:
-    """The task's components (name → config block), each listening to the shared tok2vec."""
+# Text classifiers: the CNN's mean-pooled output (reduce), spaCy's accuracy-oriented
+# ensemble of that and a bag-of-words model (ensemble), and spaCy's efficiency model, a
+# bag-of-words linear model with no encoder at all (bow: the reference a user would pick).
+TEXTCAT_MODELS = ("reduce", "ensemble", "bow")
+
+
+def _bag_of_words() -> dict[str, Any]:
+    """spaCy's `efficiency` text classifier (`spacy init config -p textcat -o efficiency`)."""
+    return {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True,
+            "ngram_size": 1, "no_output_layer": False, "length": 262144, "nO": None}
+
+
+def textcat_model(name: str, listener: dict[str, Any]) -> dict[str, Any]:
+    if name == "bow":
+        return _bag_of_words()
+    if name == "ensemble":  # spaCy's `accuracy` text classifier, on our encoder
+        return {"@architectures": "spacy.TextCatEnsemble.v2", "nO": None, "tok2vec": listener,
+                "linear_model": _bag_of_words()}
+    if name == "reduce":
+        return {"@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True,
+                "use_reduce_first": False, "use_reduce_last": False, "use_reduce_max": False,
+                "use_reduce_mean": True, "nO": None, "tok2vec": listener}
+    raise ValueError(f"textcat model {name!r}: expected one of {TEXTCAT_MODELS}")
+
+
+def task_components(task_type: str, width: int, textcat: str = "reduce"
+                    ) -> dict[str, dict[str, Any]]:
+    """The task's components (name → config block), each listening to the shared tok2vec
+    (except the bag-of-words text classifier, which has no encoder)."""
     listener = {**_LISTENER, "width": width}
     if task_type == "textcat":
-        return {"textcat": {
-            "factory": "textcat",
-            "threshold": 0.5,
-            "model": {
-                "@architectures": "spacy.TextCatReduce.v1",
-                "exclusive_classes": True,
-                "use_reduce_first": False,
-                "use_reduce_last": False,
-                "use_reduce_max": False,
-                "use_reduce_mean": True,
-                "nO": None,
-                "tok2vec": listener,
-            },
-        }}
+        return {"textcat": {"factory": "textcat", "threshold": 0.5,
+                            "model": textcat_model(textcat, listener)}}
     if task_type == "ner":
         return {"ner": {"factory": "ner", "model": _parser_model("ner", 64, listener)}}
     if task_type == "ud":
@@ -96,21 +111,25 @@ def training_config(
     seed: int,
     init_tok2vec: str | Path | None = None,
     vectors: str | Path | None = None,
+    textcat: str = "reduce",
 ) -> Config:
-    """A complete spaCy training config for one fine-tuning run."""
-    if encoder.include_static_vectors and vectors is None:
+    """A complete spaCy training config for one fine-tuning run (`textcat`: the text
+    classifier, see TEXTCAT_MODELS; "bow" has no encoder, so no tok2vec component)."""
+    encoded = not (task_type == "textcat" and textcat == "bow")
+    if encoded and encoder.include_static_vectors and vectors is None:
         raise ValueError("the encoder takes static vectors, so fine-tuning needs a vectors table")
+    if not encoded and init_tok2vec is not None:
+        raise ValueError("the bag-of-words classifier has no encoder to initialise")
     hp = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}
     task_dir = Path(task_dir)
-    components = task_components(task_type, encoder.width)
+    components = task_components(task_type, encoder.width, textcat)
+    tok2vec = {"tok2vec": {"factory": "tok2vec", "model": tok2vec_config(encoder)}} \
+        if encoded else {}
     config = {
         "paths": {"train": str(task_dir / "train.spacy"), "dev": str(task_dir / "dev.spacy")},
         "system": {"seed": seed, "gpu_allocator": None},
-        "nlp": {"lang": "en", "pipeline": ["tok2vec", *components], "batch_size": 256},
-        "components": {
-            "tok2vec": {"factory": "tok2vec", "model": tok2vec_config(encoder)},
-            **components,
-        },
+        "nlp": {"lang": "en", "pipeline": [*tok2vec, *components], "batch_size": 256},
+        "components": {**tok2vec, **components},
         "corpora": {
             split: {"@readers": "spacy.Corpus.v1", "path": f"${{paths.{split}}}",
                     "max_length": 0, "gold_preproc": False, "limit": 0, "augmenter": None}
@@ -140,12 +159,13 @@ def training_config(
             },
         },
         "initialize": {
-            "vectors": str(vectors) if vectors else None,
+            "vectors": str(vectors) if vectors and encoded else None,
             "init_tok2vec": str(init_tok2vec) if init_tok2vec else None,
         },
     }
-    pretraining = load_config(DEFAULT_CONFIG_PRETRAIN_PATH)["pretraining"]
-    config["pretraining"] = {**pretraining, "component": "tok2vec", "layer": ""}
+    if encoded:
+        pretraining = load_config(DEFAULT_CONFIG_PRETRAIN_PATH)["pretraining"]
+        config["pretraining"] = {**pretraining, "component": "tok2vec", "layer": ""}
     return Config(config)
 
 
@@ -236,6 +256,7 @@ def finetune(
     labels: dict[str, Any] | None = None,
     best_model_dir: str | Path | None = None,
     auxiliary: AuxiliarySettings | None = None,
+    textcat: str = "reduce",
 ) -> list[dict]:
     """Train for `epochs` epochs; write one JSON line of dev scores per epoch to `out_path`,
     then, where the task has a test split, one line of the best dev epoch's test scores.
@@ -245,11 +266,12 @@ def finetune(
     `best_model_dir`, the pipeline of the best epoch (on the task's primary dev metric, with
     the optimizer's parameter averages) is saved there. With `auxiliary`, every task batch is
     followed by a batch of the LMAO objective on unlabelled text (multi-task training).
+    `textcat` picks the text classifier (TEXTCAT_MODELS).
     """
     if init_tok2vec is not None:
         check_checkpoint(init_tok2vec, encoder)
     config = training_config(task_type, task_dir, encoder, hyperparameters, seed,
-                             init_tok2vec, vectors)
+                             init_tok2vec, vectors, textcat)
     hp = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}
     schedule = (float(hp["encoder_lr_scale"]), int(hp["freeze_encoder_epochs"]))
     with using_ops(BlasOps(seed=seed)):

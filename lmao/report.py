@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .experiment import NO_PRETRAINING, PRIMARY_METRIC, Init  # noqa: E402
+from .experiment import NO_PRETRAINING, PRIMARY_METRIC, REFERENCES, Init  # noqa: E402
 from .fileio import InputError, atomic_path, write_json, write_text  # noqa: E402
 from .stats import holm, paired_test, verdict  # noqa: E402
 
@@ -253,11 +253,12 @@ def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.Da
     write_csv(table, out_dir / "scores.csv")
     dev = table[table["split"] == "dev"]
     write_text(out_dir / "table.md", markdown_tables(dev) + "\n" + comparison_markdown(dev)
-               + held_out_markdown(table))
+               + held_out_markdown(table) + reference_markdown(table))
     write_csv(epoch_tables_long(dev), out_dir / "tables" / "epochs.csv")
     write_csv(best_summary(dev), out_dir / "tables" / "best.csv")
     write_csv(paired_comparisons(dev), out_dir / "tables" / "paired.csv")
     write_csv(chosen_test_scores(table), out_dir / "tables" / "test.csv")
+    write_csv(reference_comparisons(table), out_dir / "tables" / "reference.csv")
     learning_curves(on_chosen_samples(dev), out_dir / "learning_curve.png")
     score_vs_words(dev, out_dir / "score_vs_words.png")
     low_data_curves(dev, out_dir / "low_data.png")
@@ -361,6 +362,63 @@ def _paired(best: pd.DataFrame, pair: list[str]) -> pd.DataFrame:
     result["verdict"] = [verdict(t, p) for t, p in zip(result["_test"], result["p_holm"],
                                                        strict=True)]
     return result.drop(columns="_test")
+
+
+def reference_comparisons(table: pd.DataFrame) -> pd.DataFrame:
+    """Per task with a reference model: the best pre-trained init (checkpoint or multi-task)
+    against the best reference, each in its hyper-parameter sample chosen on dev and picked
+    by its mean dev score. Scored on the test split, paired by seed, where the task has one
+    (the choices were made on dev); otherwise on dev, where picking the best of several
+    inits favours the winner (said in the `split` column)."""
+    dev = table[table["split"] == "dev"]
+    chosen_dev = best_per_run(on_chosen_samples(dev))
+    test = chosen_test_scores(table)
+    rows = []
+    for task, group in chosen_dev.groupby("task"):
+        means = group.groupby(["pretrain_run", "words"])["value"].mean()
+        references = means[[run in REFERENCES for run, _words in means.index]]
+        pretrained = means[[run not in REFERENCES and run != NO_PRETRAINING
+                            for run, _words in means.index]]
+        if references.empty or pretrained.empty:
+            continue
+        best_init, best_reference = pretrained.idxmax(), references.idxmax()
+        scored = test[test["task"] == task] if not test[test["task"] == task].empty else \
+            group
+        split = "test" if scored is not group else "dev"
+
+        def seeds(init: tuple[str, int], scored: pd.DataFrame = scored) -> pd.Series:
+            rows = scored[(scored["pretrain_run"] == init[0]) & (scored["words"] == init[1])]
+            return rows.set_index("seed")["value"]
+
+        ours, theirs = seeds(best_init), seeds(best_reference)
+        common = ours.index.intersection(theirs.index)
+        result = paired_test((ours[common] - theirs[common]).to_numpy())
+        rows.append({"task": task, "split": split,
+                     "init": Init(best_init[0], int(best_init[1])).label,
+                     "reference": Init(best_reference[0], int(best_reference[1])).label,
+                     "init_score": ours[common].mean(), "reference_score": theirs[common].mean(),
+                     "n": result.n, "difference": result.difference, "ci_low": result.ci_low,
+                     "ci_high": result.ci_high, "p": result.p,
+                     "verdict": verdict(result, result.p)})
+    return pd.DataFrame(rows)
+
+
+def reference_markdown(table: pd.DataFrame) -> str:
+    comparisons = reference_comparisons(table)
+    if comparisons.empty:
+        return ""
+    lines = ["", "## The best pre-trained init against the best reference model, %", "",
+             "Each chosen on dev (sample and init); scored on test where the task has it, "
+             "paired by seed, exact sign-flip test.", "",
+             "| task | split | best init | score | best reference | score | n | difference "
+             "| 95% t interval | p (exact) | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in comparisons.itertuples():
+        lines.append(f"| {row.task} | {row.split} | {row.init} | {row.init_score * 100:.1f} | "
+                     f"{row.reference} | {row.reference_score * 100:.1f} | {row.n} | "
+                     f"{row.difference * 100:+.2f} | [{row.ci_low * 100:+.2f}, "
+                     f"{row.ci_high * 100:+.2f}] | {row.p:.3g} | {row.verdict} |")
+    return "\n".join(lines) + "\n"
 
 
 def best_summary(table: pd.DataFrame) -> pd.DataFrame:

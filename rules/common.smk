@@ -13,7 +13,6 @@ from pathlib import Path
 
 from lmao.experiment import (
     DOWNLOADS,
-    NO_PRETRAINING,
     Experiment,
     canonical,
     download_folder,
@@ -131,7 +130,7 @@ def finetune_inputs(wildcards):
     if multitask is not None:  # unlabelled text and target vectors of the auxiliary loss
         inputs["aux_store"] = store_dir(multitask["corpus"])
         inputs["aux_vectors"] = vectors_dir(multitask["vectors"])
-    elif wildcards.run != NO_PRETRAINING:
+    elif wildcards.run in config["pretrain"]:
         inputs["checkpoint"] = checkpoint_path(wildcards.run, wildcards.words)
     table = EXPERIMENT.input_vectors(wildcards.run)
     if table is not None:
@@ -145,12 +144,12 @@ def finetune_params(wildcards):
 
 
 def finetune_logs():
-    """Every fine-tuning log the config asks for: task × init × sample × seed (each its own
-    job, so a cluster runs them side by side)."""
+    """Every fine-tuning log the config asks for: task × init (references included, where
+    they apply) × sample × seed (each its own job, so a cluster runs them side by side)."""
     return [
         f"{RESULTS}/finetune/{task}/{init.run}/words-{init.words}/sample-{sample}/seed-{seed}.jsonl"
         for task in EXPERIMENT.tasks()
-        for init in EXPERIMENT.inits()
+        for init in EXPERIMENT.inits_for(task)
         for sample in range(EXPERIMENT.n_samples())
         for seed in config["finetune"]["seeds"]
     ]

@@ -100,12 +100,15 @@ def all_tasks(config: dict) -> dict[str, dict]:
     return expand_train_sizes(config["tasks"])
 
 
-def inits(config: dict) -> set[tuple[str, int]]:
-    """Every (pre-training run, words) a fine-tuning run starts from: the baseline, each
-    checkpoint, and each multi-task configuration (words 0)."""
+def inits(config: dict, task: str | None = None) -> set[tuple[str, int]]:
+    """Every (pre-training run, words) a fine-tuning run of `task` starts from: the
+    baseline, each checkpoint, each multi-task configuration (words 0) and, for a text
+    classification task, each reference model (words 0)."""
+    textcat = task is not None and all_tasks(config)[task]["type"] == "textcat"
     return ({("none", 0)} | {(run, words) for run, spec in config["pretrain"].items()
                              for words in spec["checkpoints"]}
-            | {(run, 0) for run in config["finetune"].get("multitask", {})})
+            | {(run, 0) for run in config["finetune"].get("multitask", {})}
+            | {(name, 0) for name in config["finetune"].get("references", []) if textcat})
 
 
 @pytest.fixture(scope="session")

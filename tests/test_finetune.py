@@ -69,3 +69,33 @@ def test_multitask_adds_the_lmao_loss_on_unlabelled_text(lee_store, lee_vectors,
     assert losses[-1]["lmao_aux"] > 0
     assert not all(np.array_equal(a, b)
                    for a, b in zip(weights["plain"], weights["multitask"], strict=True))
+
+
+def test_the_bag_of_words_reference_trains_without_an_encoder(tmp_path):
+    """spaCy's efficiency text classifier: no tok2vec in the pipeline, no checkpoint, and it
+    learns the demo's newsgroups task (atheism or space?) well above chance."""
+    from lmao.encoder import EncoderSettings
+    from lmao.finetune import finetune, training_config
+    from lmao.tasks import build_task
+
+    task = {"type": "textcat", "source": {"type": "gensim_newsgroups"}, "max_words": 200,
+            "split": {"seed": 0, "n_train": 100, "n_dev": 50}}
+    build_task(task, tmp_path / "task")
+    config = training_config("textcat", tmp_path / "task", EncoderSettings(), {}, 0,
+                             textcat="bow")
+    assert config["nlp"]["pipeline"] == ["textcat"] and "pretraining" not in config
+    assert config["components"]["textcat"]["model"]["@architectures"] == "spacy.TextCatBOW.v3"
+    rows = finetune("textcat", tmp_path / "task", EncoderSettings(), {}, 0, 4,
+                    tmp_path / "log.jsonl", textcat="bow")
+    assert max(row["scores"]["accuracy"] for row in rows if row["split"] == "dev") > 0.75
+
+
+def test_the_ensemble_classifier_listens_to_the_encoder(tmp_path):
+    from lmao.encoder import EncoderSettings
+    from lmao.finetune import training_config
+
+    config = training_config("textcat", tmp_path, EncoderSettings(width=32), {}, 0,
+                             textcat="ensemble")
+    model = config["components"]["textcat"]["model"]
+    assert model["@architectures"] == "spacy.TextCatEnsemble.v2"
+    assert model["tok2vec"]["width"] == 32 and config["nlp"]["pipeline"][0] == "tok2vec"

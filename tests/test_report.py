@@ -18,6 +18,7 @@ from lmao.report import (
     markdown_tables,
     paired_comparisons,
     pretraining_curves,
+    reference_comparisons,
     score_vs_words,
 )
 
@@ -254,3 +255,28 @@ def test_low_data_curves_have_a_line_per_init_over_the_train_sizes(tmp_path):
     assert list(pretrained.get_ydata()) == pytest.approx([61.0, 60.5, 75.5])
     assert list(baseline.get_ydata()) == pytest.approx([51.0, 55.5, 75.5])
     assert_png_and_svg(tmp_path / "low_data.png")
+
+
+def test_the_best_init_is_tested_against_the_reference_on_test(tmp_path):
+    """Chosen on dev (the 2k checkpoint beats the 1k one there), scored on test by seed:
+    the reference wins by 4 points on each of 8 seeds."""
+    logs = []
+    for seed in range(8):
+        logs += [
+            write_log(tmp_path / f"n{seed}.jsonl", "none", 0, seed, [0.70, 0.71], test=0.70),
+            write_log(tmp_path / f"a{seed}.jsonl", "lmao", 1000, seed, [0.72, 0.73],
+                      test=0.99),
+            write_log(tmp_path / f"b{seed}.jsonl", "lmao", 2000, seed, [0.75, 0.76],
+                      test=0.74 + 0.001 * seed),
+            write_log(tmp_path / f"r{seed}.jsonl", "bow", 0, seed, [0.74, 0.74],
+                      test=0.78 + 0.001 * seed),
+        ]
+    table = collect_scores(logs)
+    [row] = reference_comparisons(table).itertuples()
+    assert (row.split, row.init, row.reference) == ("test", "lmao 2k",
+                                                    "bag-of-words (reference)")
+    assert row.n == 8 and row.difference == pytest.approx(-0.04)
+    assert row.p == pytest.approx(2 / 2**8) and row.verdict == "worse"
+    build_report(logs, tmp_path / "out")
+    assert "| polarity | test | lmao 2k | 74.3 | bag-of-words (reference) | 78.3 | 8 |" in (
+        tmp_path / "out" / "table.md").read_text()

@@ -52,7 +52,7 @@ def edited_plan(finished_run, test_config, tmp_path: Path, edit) -> tuple[set[Jo
 def finetunes(config: dict, task=None, run=None) -> set[Job]:
     return {("finetune", f"finetune/{t}/{init_run}/words-{words}/sample-0/seed-{seed}.jsonl")
             for t in all_tasks(config) if task is None or t == task or t.startswith(f"{task}-n")
-            for init_run, words in inits(config) if run is None or init_run in run
+            for init_run, words in inits(config, t) if run is None or init_run in run
             for seed in config["finetune"]["seeds"]}
 
 
@@ -91,7 +91,9 @@ def test_the_encoder_width_reruns_every_encoder(finished_run, test_config, tmp_p
         config["encoder"]["width"] = 48
 
     jobs, config = edited_plan(finished_run, test_config, tmp_path, edit)
-    expected = pretrains(config, config["pretrain"]) | finetunes(config) | REPORT
+    encoded = {"none", *config["pretrain"], *config["finetune"].get("multitask", {})}
+    # the bag-of-words reference has no encoder: untouched
+    expected = pretrains(config, config["pretrain"]) | finetunes(config, run=encoded) | REPORT
     if "parsers" in config:  # the parser is a CNN too; the head run reads its parse
         expected |= {("train_parser", "parsers/ewt"), ("parse_corpus", "parses/lee/ewt")}
     assert jobs == expected

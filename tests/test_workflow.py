@@ -24,7 +24,8 @@ def test_dry_run_through_the_slurm_profile(test_config):
     path, config = test_config
     result = snakemake(path, "--profile", str(REPO / "profiles" / "slurm"), "-n", "--forceall")
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
-    n_finetune = len(all_tasks(config)) * len(inits(config)) * len(config["finetune"]["seeds"])
+    n_finetune = sum(len(inits(config, task)) for task in all_tasks(config)) * len(
+        config["finetune"]["seeds"])
     assert int(stats["finetune"]) == n_finetune
     assert int(stats["pretrain"]) == sum(len(spec["checkpoints"])
                                          for spec in config["pretrain"].values())
@@ -40,8 +41,8 @@ def test_search_samples_are_separate_jobs(test_config, tmp_path):
                   str(path.parent), "--configfile", str(other), "-n", "--forceall"],
                  cwd=path.parent)
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
-    assert int(stats["finetune"]) == 3 * len(all_tasks(config)) * len(inits(config)) * len(
-        config["finetune"]["seeds"])
+    assert int(stats["finetune"]) == 3 * sum(len(inits(config, task)) for task in all_tasks(
+        config)) * len(config["finetune"]["seeds"])
     assert "sample-2/seed-" in result.stdout
 
 
@@ -53,7 +54,7 @@ def test_scores_cover_every_task_init_seed_and_epoch(finished_run):
     epochs = config["finetune"]["epochs"]
     for task in all_tasks(config):
         rows = scores[scores["task"] == task]
-        assert set(zip(rows["pretrain_run"], rows["words"], strict=True)) == inits(config)
+        assert set(zip(rows["pretrain_run"], rows["words"], strict=True)) == inits(config, task)
         per_run = rows.groupby(["pretrain_run", "words", "seed"])["epoch"].nunique()
         assert (per_run == epochs).all()
         assert set(rows["seed"]) == set(config["finetune"]["seeds"])
@@ -66,8 +67,8 @@ def test_table_has_a_row_per_epoch_and_a_column_per_checkpoint(finished_run):
     sections = [s for s in text.split("## ")[1:] if s.split("\n")[0].endswith("seed(s)")]
     assert len(sections) == len(all_tasks(config))
     assert "## Paired with no pre-training" in text
-    n_columns = 1 + len(inits(config))  # epoch + one per init
     for section in sections:
+        n_columns = 1 + len(inits(config, section.split(":")[0]))  # epoch + one per init
         rows = [line for line in section.splitlines() if line.startswith("|")]
         header, body = rows[0], rows[2:]
         assert header.count("|") - 1 == n_columns
@@ -88,7 +89,23 @@ def test_plots_are_images_in_png_and_svg(finished_run):
         assert image.ndim == 3 and min(image.shape[:2]) > 100
         assert ET.parse(results / f"{name}.svg").getroot().tag.endswith("svg")
     assert {p.name for p in (results / "tables").glob("*.csv")} == {
-        "epochs.csv", "best.csv", "paired.csv", "test.csv"}
+        "epochs.csv", "best.csv", "paired.csv", "test.csv", "reference.csv"}
+
+
+@pytest.mark.slow
+def test_the_reference_model_sits_in_the_grid_and_is_compared(finished_run):
+    """Bag-of-words is trained beside the inits on every text classification task (and on
+    no other), and the best pre-trained init is tested against it."""
+    results, config = finished_run
+    scores = pd.read_csv(results / "scores.csv")
+    bow = scores[scores["pretrain_run"] == "bow"]
+    assert set(bow["task"]) == {t for t, s in all_tasks(config).items() if s["type"] == "textcat"}
+    reference = pd.read_csv(results / "tables" / "reference.csv")
+    assert set(reference["task"]) == set(bow["task"])
+    assert set(reference["reference"]) == {"bag-of-words (reference)"}
+    assert (reference["n"] == len(config["finetune"]["seeds"])).all()
+    text = (results / "table.md").read_text()
+    assert "## The best pre-trained init against the best reference model" in text
 
 
 @pytest.mark.slow

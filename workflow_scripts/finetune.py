@@ -23,4 +23,5 @@ finetune(
     auxiliary=None if multitask is None else AuxiliarySettings.from_dict(
         multitask, sm.input.aux_store, sm.input.aux_vectors),
     labels={**job["labels"], "n_train": train_size(sm.input.task)},
+    textcat=job["textcat"] or "reduce",
 )
