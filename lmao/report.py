@@ -416,8 +416,8 @@ def reference_markdown(table: pd.DataFrame) -> str:
     for row in comparisons.itertuples():
         lines.append(f"| {row.task} | {row.split} | {row.init} | {row.init_score * 100:.1f} | "
                      f"{row.reference} | {row.reference_score * 100:.1f} | {row.n} | "
-                     f"{row.difference * 100:+.2f} | [{row.ci_low * 100:+.2f}, "
-                     f"{row.ci_high * 100:+.2f}] | {row.p:.3g} | {row.verdict} |")
+                     f"{row.difference * 100:+.2f} | {_interval(row.ci_low, row.ci_high)} | "
+                     f"{row.p:.3g} | {row.verdict} |")
     return "\n".join(lines) + "\n"
 
 
@@ -454,6 +454,13 @@ def comparison_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _interval(low: float, high: float) -> str:
+    """An interval in points; "—" where the differences have no spread to build one on."""
+    if pd.isna(low) or pd.isna(high):
+        return "—"
+    return f"[{low * 100:+.2f}, {high * 100:+.2f}]"
+
+
 def _comparison_rows(comparisons: pd.DataFrame) -> list[str]:
     lines = ["Exact sign-flip test over the pairs; p corrected with Holm's method across the "
              "inits of each task; a verdict only where the corrected p < 0.05.", "",
@@ -461,7 +468,7 @@ def _comparison_rows(comparisons: pd.DataFrame) -> list[str]:
              "| verdict |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in comparisons.itertuples():
         lines.append(f"| {row.task} | {row.init} | {row.n} | {row.difference * 100:+.2f} | "
-                     f"[{row.ci_low * 100:+.2f}, {row.ci_high * 100:+.2f}] | {row.p:.3g} | "
+                     f"{_interval(row.ci_low, row.ci_high)} | {row.p:.3g} | "
                      f"{row.p_holm:.3g} | {row.verdict} |")
     return lines
 

@@ -62,8 +62,8 @@ def paired_test(differences: np.ndarray) -> PairedTest:
     if n >= 2 and np.std(data) > 0:
         low, high = stats.ttest_1samp(data, 0.0).confidence_interval(0.95)
         sd = float(data.std(ddof=1))
-    else:  # one pair, or every difference the same: no spread to speak of
-        low = high = mean if n else float("nan")
+    else:  # one pair, or every difference the same: no spread to build an interval on
+        low = high = float("nan")
         sd = 0.0
     detectable = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * sd / math.sqrt(n) if n \
         else float("nan")
