@@ -28,10 +28,12 @@ def _entry(experiment: Experiment, section: str, name: str) -> dict:
 
 def cmd_check_config(args: argparse.Namespace) -> None:
     experiment = _experiment(args)
-    print(f"{args.config}: valid; {len(experiment.inits())} inits × "
-          f"{len(experiment.tasks())} tasks (low-data variants included) × "
-          f"{experiment.n_samples()} hyper-parameter samples × "
-          f"{len(experiment.config['finetune']['seeds'])} seeds")
+    seeds, samples = len(experiment.config["finetune"]["seeds"]), experiment.n_samples()
+    runs = sum(len(experiment.inits_for(task)) for task in experiment.tasks())
+    print(f"{args.config}: valid; {len(experiment.inits())} inits (references included) × "
+          f"{len(experiment.tasks())} tasks (low-data variants included) × {samples} "
+          f"hyper-parameter samples × {seeds} seeds = {runs * samples * seeds} fine-tuning "
+          "jobs (a reference only on the tasks it applies to)")
 
 
 def cmd_tokenize(args: argparse.Namespace) -> None:

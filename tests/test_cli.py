@@ -9,8 +9,8 @@ from .test_config import REPO
 
 def test_check_config_summarises_the_grid(capsys):
     assert main(["check-config", "--config", str(REPO / "config" / "demo.yaml")]) == 0
-    assert ("4 inits × 3 tasks (low-data variants included) × 1 hyper-parameter samples × "
-            "2 seeds") in capsys.readouterr().out
+    assert ("5 inits (references included) × 3 tasks (low-data variants included) × 1 "
+            "hyper-parameter samples × 2 seeds = 30 fine-tuning jobs") in capsys.readouterr().out
 
 
 def test_bad_config_exits_2_with_the_key(tmp_path, capsys):
