@@ -26,6 +26,15 @@ validate(config, "lmao/schemas/config.schema.yaml")
 report: "report/workflow.rst"
 
 
+# Quick bookkeeping jobs run on the submitting machine, not as cluster jobs.
+localrules:
+    all,
+    data,
+    download,
+    report,
+    decode_table,
+
+
 wildcard_constraints:
     corpus=r"[A-Za-z0-9_.]+",
     table=r"[A-Za-z0-9_.]+",

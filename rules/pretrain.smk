@@ -17,6 +17,7 @@ rule pretrain:
     benchmark:
         f"{RESULTS}/pretrain/{{run}}/words-{{words}}.benchmark.tsv"
     threads: 2  # matrix products use every thread Snakemake grants (OMP/OpenBLAS)
+    priority: 10  # checkpoints gate most fine-tunes: start them before any fine-tune
     conda:
         "../envs/pretrain.yaml"
     resources:
