@@ -21,6 +21,7 @@ rule decode_checkpoint:
         "../workflow_scripts/decode.py"
 
 
+# No params: the table is a function of the per-checkpoint evaluations alone.
 rule decode_table:
     input:
         evaluations=decode_evaluations(),

@@ -18,6 +18,8 @@ rule train_parser:
         "../workflow_scripts/train_parser.py"
 
 
+# No params: the parse is a function of its two inputs alone (no config setting reaches
+# it), so it reruns exactly when the store or the parser does.
 rule parse_corpus:
     input:
         store=f"{RESULTS}/corpora/{{corpus}}",
