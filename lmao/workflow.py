@@ -37,8 +37,7 @@ def dvc_changes(stage: str) -> dict:
     return json.loads(result.stdout.strip() or "{}")
 
 
-def restore(config_path: str | Path, check_dvc: bool = True, snakefile: str | None = None
-            ) -> None:
+def restore(config_path: str | Path, check_dvc: bool = True) -> None:
     """Make Snakemake trust results that `dvc pull` / `dvc checkout` put back.
 
     DVC restores files with new timestamps in no set order, and a fresh clone has no
@@ -62,8 +61,6 @@ def restore(config_path: str | Path, check_dvc: bool = True, snakefile: str | No
                 f"{stage}` instead. dvc status: {json.dumps(changes)}")
     command = [sys.executable, "-m", "snakemake", "--touch", "--forceall", "--cores", "1",
                "--quiet", "all", "--configfile", str(config_path)]
-    if snakefile:
-        command += ["--snakefile", snakefile]
     if subprocess.run(command).returncode != 0:
         raise RestoreError(f"{' '.join(command)} failed (see above)")
 
