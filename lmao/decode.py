@@ -26,18 +26,16 @@ from typing import Any, Protocol
 import numpy as np
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
-from thinc.api import Linear, Maxout, Model, chain, list2array, zero_init
+from thinc.api import Model
 
-from .encoder import build_tok2vec
 from .fileio import write_json, write_text
 from .pretrain import (
     MASK_WORD,
     OBJECTIVE_COLUMNS,
     PretrainSettings,
     VectorObjective,
-    _read_state,
-    build_pretrain_model,
     input_vocab,
+    model_from_state,
 )
 from .store import TokenStore, read_heads
 from .vectors import load_table, type_rows
@@ -235,43 +233,6 @@ def held_out_segments(store: TokenStore, max_words: int, max_doc_length: int,
     return segments
 
 
-def legacy_pretrain_model(settings: PretrainSettings, target_width: int) -> Model:
-    """The model as `lmao.pretrain` built it before the next/previous-word objective
-    (up to commit 0c85505): the same layers, with Maxout and Linear directly in the head's
-    chain. States saved then (e.g. the study's 10^7-word IMDB run) load only into this."""
-    tok2vec = build_tok2vec(settings.encoder)
-    head = chain(list2array(),
-                 Maxout(nO=settings.hidden_width, nP=settings.encoder.maxout_pieces,
-                        normalize=True, dropout=0.0),
-                 Linear(nO=target_width, init_W=zero_init))
-    model = chain(tok2vec, head)
-    model.set_ref("tok2vec", tok2vec)
-    return model
-
-
-def load_checkpoint_model(state_path: str | Path, settings: PretrainSettings, target_width: int,
-                          vocab: Vocab) -> tuple[Model, int]:
-    """The pre-training model (encoder + output head) of a `words-N.state`, with the
-    optimizer's parameter averages as weights (what `words-N.bin` holds for the encoder)
-    and the word count it was saved at."""
-    state = _read_state(Path(state_path))
-    model = build_pretrain_model(settings, target_width)
-    model.initialize(X=[Doc(vocab, words=["a", "b"])])
-    try:
-        model.from_bytes(state["model"])
-    except ValueError:  # "mismatched structure": a state saved before the head was nested
-        if settings.objective == "next_prev":
-            raise
-        model = legacy_pretrain_model(settings, target_width)
-        model.initialize(X=[Doc(vocab, words=["a", "b"])])
-        model.from_bytes(state["model"])
-    averages = state["optimizer"].get("averages") or {}
-    nodes = list(model.walk())
-    for (position, name), value in averages.items():
-        nodes[position].set_param(name, np.array(value, copy=True))
-    return model, int(state["words"])
-
-
 def predict_segments(model: Model, vocab: Vocab, words: list[list[str]],
                      batch_words: int = 3000) -> np.ndarray:
     """The model's output for each token of each word list (no dropout), concatenated."""
@@ -334,7 +295,7 @@ def evaluate_checkpoint(state_path: str | Path, settings: PretrainSettings,
     vocab = input_vocab(store.meta.get("lang", "en"))
     if settings.encoder.include_static_vectors:
         vocab.vectors = load_table(input_vectors_dir or vectors_dir)
-    model, words = load_checkpoint_model(state_path, settings, objective.width, vocab)
+    model, words = model_from_state(state_path, settings, objective.width, vocab)
     segments = held_out_segments(store, decode.max_words, settings.max_doc_length, decode.seed)
     lengths = [len(s) for s in segments]
     ids = np.concatenate([np.asarray(store.tokens[s.start : s.stop]) for s in segments])

@@ -41,7 +41,12 @@ def save_table(words: list[str], matrix: np.ndarray, out_dir: str | Path, lang: 
 
 
 def load_table(path: str | Path) -> Vectors:
-    return spacy.load(path).vocab.vectors
+    """A saved table, its data in host memory (spaCy would put it on a GPU in use)."""
+    from thinc.api import NumpyOps
+
+    vectors = spacy.load(path).vocab.vectors
+    vectors.to_ops(NumpyOps())
+    return vectors
 
 
 def read_glove_text(path: str | Path, max_rows: int | None = None) -> tuple[list[str], np.ndarray]:

@@ -76,31 +76,48 @@ def restore(config_path: str | Path, check_dvc: bool = True) -> None:
 CODE_RECORD = "code.json"
 
 
+def _module_file(parts: list[str], root: Path) -> Path | None:
+    """The file of dotted module `parts` under `root` (a module or a package's __init__)."""
+    base = root.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def imported_modules(script: Path, package: Path) -> list[Path]:
-    """The modules of `package` that `script` imports, directly or through each other."""
+    """The modules of `package` (subpackages included) that `script` imports, directly or
+    through each other. A subpackage's `__init__` counts, the top package's does not."""
+    root = package.parent
     seen: set[Path] = set()
     todo = [script]
     while todo:
         path = todo.pop()
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        inside = path.parent == package
+        inside = path.is_relative_to(package)
+        here = list(path.relative_to(root).parent.parts) if inside else []
         for node in ast.walk(tree):
-            names: list[str] = []
+            targets: list[list[str]] = []
             if isinstance(node, ast.ImportFrom):
-                if node.level and inside:  # from .x import y / from . import x
-                    base = node.module or ""
-                    names = [base] if base else [a.name for a in node.names]
-                elif node.module and node.module.split(".")[0] == package.name:
-                    rest = node.module.split(".")[1:]
-                    names = [".".join(rest)] if rest else [a.name for a in node.names]
+                if node.level:
+                    if not inside:
+                        continue
+                    base = here[: len(here) - (node.level - 1)]
+                else:
+                    base = []
+                module = base + (node.module.split(".") if node.module else [])
+                if module[:1] != [package.name]:
+                    continue
+                targets = [module] + [module + [alias.name] for alias in node.names]
             elif isinstance(node, ast.Import):
-                names = [a.name.split(".", 1)[1] for a in node.names
-                         if a.name.startswith(f"{package.name}.")]
-            for name in names:
-                module = package / (name.split(".")[0] + ".py")
-                if module.exists() and module not in seen:
-                    seen.add(module)
-                    todo.append(module)
+                targets = [a.name.split(".") for a in node.names
+                           if a.name.split(".")[0] == package.name]
+            for parts in targets:
+                for depth in range(2, len(parts) + 1):  # parent packages run first
+                    module_file = _module_file(parts[:depth], root)
+                    if module_file is not None and module_file not in seen:
+                        seen.add(module_file)
+                        todo.append(module_file)
     return sorted(seen)
 
 

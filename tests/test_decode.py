@@ -22,7 +22,6 @@ from lmao.decode import (
     accuracy_at_k,
     decode_columns,
     evaluate_checkpoint,
-    load_checkpoint_model,
     normalize,
     recall_at_k,
     write_decode_report,
@@ -33,6 +32,7 @@ from lmao.pretrain import (
     PretrainSettings,
     VectorObjective,
     input_vocab,
+    model_from_state,
     pretrain,
 )
 from lmao.sources import gensim_test_data
@@ -166,8 +166,8 @@ def checkpoint(lee_store, glove_table, tmp_path_factory) -> Path:
 
 def test_checkpoint_model_holds_the_saved_encoder_weights(checkpoint, glove_table):
     width = load_table(glove_table).shape[1]
-    model, words = load_checkpoint_model(checkpoint / "words-40000.state", tiny_settings(),
-                                         width, input_vocab())
+    model, words = model_from_state(checkpoint / "words-40000.state", tiny_settings(),
+                                    width, input_vocab())
     assert words == 40_000
     assert model.get_ref("tok2vec").to_bytes() == (checkpoint / "words-40000.bin").read_bytes()
 

@@ -198,39 +198,123 @@ def test_checkpoint_beyond_the_corpus_is_refused(lee_store, lee_vectors, tmp_pat
                  progress=False)
 
 
-def test_fast_engine_trains_like_the_doc_engine(lee_store, lee_vectors, tmp_path):
-    """Without dropout (whose masks differ in shape when fewer rows are computed) the fast
-    engine's weights track the plain spaCy model's."""
-    from thinc.api import Model
+def checkpoint_params(path) -> list[dict[str, np.ndarray]]:
+    """The parameters of each node of a checkpoint (thinc's msgpack), without building it."""
+    import srsly
 
+    return srsly.msgpack_loads(path.read_bytes())["params"]
+
+
+def checkpoint_nodes(path) -> list[str]:
+    import srsly
+
+    return [node["name"] for node in srsly.msgpack_loads(path.read_bytes())["nodes"]]
+
+
+@pytest.mark.parametrize("static_vectors", [False, True])
+def test_fast_engine_trains_like_the_doc_engine(lee_store, lee_vectors, tmp_path,
+                                                static_vectors):
+    """Without dropout (whose masks differ in shape when fewer rows are computed) the fast
+    engine's weights track the plain spaCy model's, static-vector input included."""
+    encoder = {**TINY, "include_static_vectors": static_vectors}
     runs = {}
     for engine in ("fast", "docs"):
-        path = pretrain(lee_store, lee_vectors, settings(engine=engine, dropout=0.0), [2100],
+        path = pretrain(lee_store, lee_vectors,
+                        settings(engine=engine, dropout=0.0, encoder=encoder), [2100],
                         tmp_path / engine, progress=False)[0]
-        model = build_tok2vec(EncoderSettings.from_dict(TINY))
-        model.initialize()
-        runs[engine] = model.from_bytes(path.read_bytes())
-    pairs = zip(runs["fast"].walk(), runs["docs"].walk(), strict=True)
+        log = [json.loads(line) for line in (tmp_path / engine / "log.jsonl").open()]
+        assert {row["engine"] for row in log} == {engine}
+        runs[engine] = checkpoint_params(path)
+        nodes = checkpoint_nodes(path)
     compared = 0
-    for fast, docs in pairs:
-        for name in fast.param_names:
-            if fast.has_param(name) and docs.has_param(name):
-                assert np.allclose(fast.get_param(name), docs.get_param(name), atol=2e-5), name
-                compared += 1
-    assert compared > 10 and isinstance(runs["fast"], Model)
+    for fast, docs, node in zip(runs["fast"], runs["docs"], nodes, strict=True):
+        for name, value in fast.items():
+            if node == "static_vectors":  # spaCy's gradient is off for words without vector
+                continue  # (see FastTok2Vec); the layer test compares it where it is exact
+            assert np.allclose(value, docs[name], atol=2e-5), name
+            compared += 1
+    assert compared > 10
+    shapes = [value.shape for node in runs["fast"] for value in node.values()]
+    assert ((TINY["width"], 16) in shapes) == static_vectors  # the vectors' projection
 
 
-@pytest.mark.parametrize("window_size", [1, 2])
-def test_computing_only_the_needed_rows_gives_the_full_gradients(lee_store, window_size):
-    """The fast engine runs each window layer only on the rows the trained tokens depend
-    on; outputs and parameter gradients must equal computing every row."""
-    from lmao.pretrain import FastTok2Vec, TypeFeatures, input_vocab
+def static_vectors_vocab(mode: str, lee_vectors):  # noqa: ANN001, ANN201
+    """An input vocab with a plain table (the Lee floret words) or a floret-mode table."""
+    from spacy.vectors import Vectors
+
+    from lmao.pretrain import input_vocab
+    from lmao.vectors import load_table
+
+    vocab = input_vocab()
+    if mode == "default":
+        vocab.vectors = load_table(lee_vectors)
+    else:
+        data = np.random.default_rng(0).normal(size=(300, 16)).astype("float32")
+        vocab.vectors = Vectors(strings=vocab.strings, mode="floret", data=data, minn=3,
+                                maxn=5, hash_count=2)
+    return vocab
+
+
+@pytest.mark.parametrize("mode", ["default", "floret"])
+def test_fast_embedding_with_static_vectors_equals_spacys(lee_store, lee_vectors, mode):
+    """Per-type keys and vectors gathered by id give what MultiHashEmbed computes from a
+    Doc of the same words, [MASK] and words without a vector included."""
+    from spacy.tokens import Doc
+
+    from lmao.pretrain import MASK_WORD, FastTok2Vec, TypeFeatures, TypeVectors
 
     store = TokenStore(lee_store)
-    encoder = EncoderSettings.from_dict({**TINY, "depth": 3, "window_size": window_size})
+    vocab = static_vectors_vocab(mode, lee_vectors)
+    encoder = EncoderSettings.from_dict({**TINY, "include_static_vectors": True})
     tok2vec = build_tok2vec(encoder)
-    tok2vec.initialize()
-    fast = FastTok2Vec(tok2vec, TypeFeatures(store.types, encoder.attrs, input_vocab()))
+    tok2vec.initialize(X=[Doc(vocab, words=["a", "b"])])
+    input_types = [*store.types, MASK_WORD]
+    ids = np.asarray(store.tokens[:400]).copy()
+    ids[::7] = len(store.types)  # [MASK]
+    missing = [i for i, word in enumerate(store.types) if word not in vocab.vectors]
+    if mode == "default":
+        assert missing, "the test needs words without a vector"
+        ids[3] = missing[0]
+    if mode == "default":  # spaCy's backprop multiplies a word without a vector by the
+        vocab.vectors.data[-1] = 0  # table's last row (V[-1]); make that row 0 to compare
+
+    def gradients(backprop, d_mixed):  # noqa: ANN001, ANN202
+        for node in tok2vec.walk():
+            for name in node.grad_names:
+                node.set_grad(name, np.zeros_like(node.get_grad(name)))
+        backprop(d_mixed)
+        return [node.get_grad(n).copy() for node in tok2vec.walk() for n in node.grad_names]
+
+    fast = FastTok2Vec(tok2vec, TypeFeatures(input_types, encoder.attrs, vocab),
+                       TypeVectors(input_types, vocab))
+    mixed, bp_fast = fast._embed(ids)
+    expected, bp_spacy = tok2vec.get_ref("embed").begin_update(
+        [Doc(vocab, words=[input_types[i] for i in ids])])
+    assert np.allclose(mixed, expected[0], atol=1e-5)
+    d_mixed = np.random.default_rng(1).normal(size=mixed.shape).astype("float32")
+    fast_grads, spacy_grads = gradients(bp_fast, d_mixed), gradients(bp_spacy, [d_mixed])
+    assert len(fast_grads) > 5 and all(np.abs(g).sum() > 0 for g in fast_grads)
+    for ours, theirs in zip(fast_grads, spacy_grads, strict=True):
+        assert np.allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("window_size", "static_vectors"), [(1, False), (2, False), (1, True)])
+def test_computing_only_the_needed_rows_gives_the_full_gradients(lee_store, lee_vectors,
+                                                                 window_size, static_vectors):
+    """The fast engine runs each window layer only on the rows the trained tokens depend
+    on; outputs and parameter gradients must equal computing every row."""
+    from spacy.tokens import Doc
+
+    from lmao.pretrain import FastTok2Vec, TypeFeatures, TypeVectors
+
+    store = TokenStore(lee_store)
+    vocab = static_vectors_vocab("default", lee_vectors)
+    encoder = EncoderSettings.from_dict({**TINY, "depth": 3, "window_size": window_size,
+                                         "include_static_vectors": static_vectors})
+    tok2vec = build_tok2vec(encoder)
+    tok2vec.initialize(X=[Doc(vocab, words=["a", "b"])])
+    fast = FastTok2Vec(tok2vec, TypeFeatures(store.types, encoder.attrs, vocab),
+                       TypeVectors(store.types, vocab) if static_vectors else None)
     assert fast.blocks is not None and len(fast.blocks) == 3
     rng = np.random.default_rng(0)
     lengths = [1, 17, 40, 3, 25]
@@ -242,7 +326,7 @@ def test_computing_only_the_needed_rows_gives_the_full_gradients(lee_store, wind
         for node in tok2vec.walk():
             for name in node.grad_names:
                 node.set_grad(name, np.zeros_like(node.get_grad(name)))
-        rows, backprop = method(fast.features(ids), lengths, trained)
+        rows, backprop = method(ids, lengths, trained)
         backprop(d_rows)
         grads = [node.get_grad(n).copy() for node in tok2vec.walk() for n in node.grad_names]
         return rows, grads
@@ -258,24 +342,133 @@ def test_computing_only_the_needed_rows_gives_the_full_gradients(lee_store, wind
         assert np.allclose(needed, dense, rtol=1e-4, atol=1e-5 * scale)
 
 
-def test_gpu_run_tracks_the_cpu_run(lee_store, lee_vectors, tmp_path):
+def test_a_fall_back_to_the_doc_engine_is_named_in_the_log(lee_store, lee_vectors, tmp_path,
+                                                          monkeypatch, capsys):
+    from lmao.pretrain import engines
+
+    def refuse(embed):  # noqa: ANN001, ANN202
+        raise engines.NoFastPath("a layer it does not know")
+
+    monkeypatch.setattr(engines.EmbedLayers, "of", staticmethod(refuse))
+    pretrain(lee_store, lee_vectors, settings(), [1400], tmp_path, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").open()]
+    assert log and {row["engine"] for row in log} == {"docs"}
+    assert all("a layer it does not know" in row["engine_note"] for row in log)
+    assert "running the Doc engine" in capsys.readouterr().err
+
+
+def host_only(value) -> bool:  # noqa: ANN001
+    if isinstance(value, dict):
+        return all(host_only(k) and host_only(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(host_only(item) for item in value)
+    return value is None or isinstance(value, (int, float, str, bytes, np.ndarray, np.generic))
+
+
+def test_a_state_holds_host_data_only(lee_store, lee_vectors, tmp_path):
+    """What a state pickles must load where there is no GPU library at all."""
+    pretrain(lee_store, lee_vectors, settings(), [1400], tmp_path, progress=False)
+    state = pickle.loads((tmp_path / "words-1400.state").read_bytes())
+    assert host_only(state) and state["optimizer"]["mom1"] and state["ops_random"]
+    script = ("import pickle, sys\n"
+              "sys.modules['cupy'] = None  # importing cupy now fails\n"
+              f"pickle.loads(open({str(tmp_path / 'words-1400.state')!r}, 'rb').read())\n")
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
+class FakeDeviceArray:
+    """What `to_host` must convert: an array that lives elsewhere and has `.get()`."""
+
+    def __init__(self, array: np.ndarray):
+        self.array, self.shape = array, array.shape
+
+    def get(self) -> np.ndarray:
+        return self.array
+
+
+def test_device_arrays_come_home_and_go_back_on_load():
+    from thinc.api import Adam, Linear, NumpyOps
+
+    from lmao.pretrain import to_host
+    from lmao.pretrain.state import optimizer_state, restore_optimizer
+
+    model = Linear(3, 2)
+    model.initialize()
+    optimizer = Adam(0.001)
+    for node in model.walk():
+        for name in node.param_names:
+            key = (node.id, name)
+            optimizer.mom1[key] = FakeDeviceArray(np.full(node.get_param(name).shape, 0.5))
+            optimizer.nr_update[key] = 3
+    saved = optimizer_state(model, optimizer)
+    assert host_only(saved) and len(saved["mom1"]) == 2
+    assert all(type(v) is np.ndarray for v in saved["mom1"].values())
+    assert host_only(to_host({"a": [FakeDeviceArray(np.zeros(2)), 1], "b": (2.0, "x")}))
+    fresh = Adam(0.001)
+    restore_optimizer(model, fresh, saved, NumpyOps())
+    assert {k[1] for k in fresh.mom1} == {"W", "b"}
+    assert all(np.all(v == 0.5) for v in fresh.mom1.values())
+
+
+def test_a_dropout_stream_resumes_only_on_the_ops_that_saved_it():
+    from lmao.ops import BlasOps, random_state, set_random_state
+
+    ops = BlasOps(seed=3)
+    ops.get_dropout_mask((10,), 0.5)
+    saved = random_state(ops)
+    expected = ops.get_dropout_mask((10,), 0.5)
+    other = BlasOps(seed=99)
+    assert set_random_state(other, saved)
+    assert np.array_equal(other.get_dropout_mask((10,), 0.5), expected)
+    assert not set_random_state(other, {"kind": "gpu", "seed": 1, "masks_drawn": 4})
+    assert not set_random_state(other, None)
+
+
+def test_gpu_run_tracks_the_cpu_run_and_its_states_move_between_devices(lee_store, lee_vectors,
+                                                                        tmp_path):
+    """Same data, same masks, no dropout: the GPU's losses within 1% of the CPU's and its
+    weights within a tolerance 10× smaller than how far they move in the second half (a
+    broken gradient cannot pass). A state saved on the GPU resumes on the CPU, and a GPU
+    run with dropout resumes its dropout stream."""
     cupy = pytest.importorskip("cupy", reason="GPU test: needs cupy")
     if cupy.cuda.runtime.getDeviceCount() == 0:
         pytest.skip("GPU test: no GPU visible")
-    cpu = pretrain(lee_store, lee_vectors, settings(), [3000], tmp_path / "cpu", progress=False)
-    gpu = pretrain(lee_store, lee_vectors, settings(), [3000], tmp_path / "gpu", progress=False,
+    plain = settings(dropout=0.0, log_every_words=700)
+    cpu = pretrain(lee_store, lee_vectors, plain, [2800, 5600], tmp_path / "cpu", progress=False)
+    gpu = pretrain(lee_store, lee_vectors, plain, [2800, 5600], tmp_path / "gpu", progress=False,
                    gpu_id=0)
-    from thinc.api import use_ops
+    losses = {name: [json.loads(line)["loss"] for line in (tmp_path / name / "log.jsonl").open()]
+              for name in ("cpu", "gpu")}
+    assert len(losses["gpu"]) == 8
+    np.testing.assert_allclose(losses["gpu"], losses["cpu"], rtol=0.01)
 
-    with use_ops("numpy"):
-        a, b = (build_tok2vec(EncoderSettings.from_dict(TINY)) for _ in range(2))
-        a.from_bytes(cpu[0].read_bytes())
-        b.from_bytes(gpu[0].read_bytes())
-        for node_a, node_b in zip(a.walk(), b.walk(), strict=True):
-            for name in node_a.param_names:
-                if node_a.has_param(name):
-                    np.testing.assert_allclose(node_a.get_param(name), node_b.get_param(name),
-                                               atol=5e-3)
+    def max_difference(a, b) -> float:  # noqa: ANN001
+        return max(float(np.abs(x[k] - y[k]).max())
+                   for x, y in zip(checkpoint_params(a), checkpoint_params(b), strict=True)
+                   for k in x)
+
+    tolerance = 2e-4
+    assert max_difference(cpu[1], gpu[1]) < tolerance
+    assert max_difference(cpu[0], cpu[1]) > 10 * tolerance
+
+    moved = tmp_path / "gpu_then_cpu"  # the GPU's 2,800-word state, continued on the CPU
+    moved.mkdir()
+    for name in ("words-2800.state", "log.jsonl"):
+        (moved / name).write_bytes((tmp_path / "gpu" / name).read_bytes())
+    state = pickle.loads((moved / "words-2800.state").read_bytes())
+    assert host_only(state) and state["ops_random"]["kind"] == "gpu"
+    continued = pretrain(lee_store, lee_vectors, plain, [2800, 5600], moved, progress=False)
+    assert max_difference(continued[1], cpu[1]) < tolerance
+
+    dropout = settings(dropout=0.2)
+    straight = pretrain(lee_store, lee_vectors, dropout, [1400, 2800], tmp_path / "a",
+                        progress=False, gpu_id=0)
+    pretrain(lee_store, lee_vectors, dropout, [1400], tmp_path / "b", progress=False, gpu_id=0)
+    resumed = pretrain(lee_store, lee_vectors, dropout, [1400, 2800], tmp_path / "b",
+                       progress=False, gpu_id=0)
+    # the dropout stream continues exactly; the sums of cupy's scatter-adds (atomics) are
+    # not bit-reproducible on a GPU, even between two straight runs
+    assert max_difference(resumed[1], straight[1]) < 1e-5
 
 
 def test_trigram_targets_are_neighbours_within_a_segment():

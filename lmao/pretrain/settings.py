@@ -1,0 +1,67 @@
+"""What a pre-training run is asked to do: objective, loss, optimiser, engine, masking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..encoder import EncoderSettings
+
+OBJECTIVE_COLUMNS: dict[str, tuple] = {  # what each token predicts, left to right
+    "own_word": (0,),
+    "trigram": (-1, 0, 1),
+    "head": ("head",),
+    "head_word": ("head", 0),
+    "next_prev": (1, -1),  # BiLSTM only: left-to-right half → next, right-to-left → previous
+}
+OBJECTIVES = tuple(OBJECTIVE_COLUMNS)
+LOSSES = ("cosine", "L2")
+MASK_WORD = "[MASK]"
+ENGINES = ("fast", "docs")  # token ids through spaCy's layers, or Docs through the model
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    objective: str = "own_word"
+    loss: str = "cosine"
+    hidden_width: int = 300
+    batch_words: int = 3000
+    max_doc_length: int = 500
+    learn_rate: float = 0.001
+    dropout: float = 0.2
+    seed: int = 0
+    shuffle: bool = True
+    max_epochs: int = 100
+    log_every_words: int = 20000
+    engine: str = "fast"
+    mask_prob: float = 0.15
+    L2: float = 0.01
+    grad_clip: float = 1.0
+    target_lookup: str = "lowercase"  # "exact": the exact form only, as spaCy pretrain does
+    save_every_words: int = 1_000_000
+    # A saved state whose fingerprint differs from this run's: "error" refuses to resume
+    # from it (naming what differs); "restart" ignores it (and every other such state).
+    on_changed_settings: str = "error"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PretrainSettings:
+        data = dict(data)
+        encoder = EncoderSettings.from_dict(data.pop("encoder", None))
+        settings = cls(encoder=encoder, **data)
+        if settings.objective not in OBJECTIVES:
+            raise ValueError(f"objective {settings.objective!r}: expected one of {OBJECTIVES}")
+        if settings.engine not in ENGINES:
+            raise ValueError(f"engine {settings.engine!r}: expected one of {ENGINES}")
+        if settings.objective == "next_prev":
+            if settings.encoder.architecture != "bilstm":
+                raise ValueError("objective 'next_prev' needs the bilstm encoder")
+            settings = replace(settings, mask_prob=0.0)  # the predicted word is never seen
+        if settings.target_lookup not in ("exact", "lowercase"):
+            raise ValueError(f"target_lookup {settings.target_lookup!r}: expected exact/lowercase")
+        if settings.on_changed_settings not in ("error", "restart"):
+            raise ValueError(f"on_changed_settings {settings.on_changed_settings!r}: expected "
+                             "error/restart")
+        if settings.loss not in LOSSES:
+            raise ValueError(f"loss {settings.loss!r}: expected one of {LOSSES}")
+        return settings
