@@ -123,6 +123,22 @@ def window_blocks(encode: Model) -> list[tuple[int, Model]] | None:
     return found or None
 
 
+def _sum_by_type(ops: Ops, inverse: np.ndarray, n_types: int):  # noqa: ANN202
+    """A sparse (types × tokens) matrix of ones: its product with per-token rows sums them
+    per type. Built on the host, where the ids are; multiplied on the ops' device."""
+    order = np.argsort(inverse, kind="stable").astype("int32")
+    indptr = np.zeros(n_types + 1, dtype="int32")
+    np.cumsum(np.bincount(inverse, minlength=n_types), out=indptr[1:])
+    data = np.ones(len(inverse), dtype="float32")
+    if ops.xp is np:
+        from scipy.sparse import csr_matrix
+    else:
+        from cupyx.scipy.sparse import csr_matrix
+
+        data, order, indptr = ops.asarray(data), ops.asarray(order), ops.asarray(indptr)
+    return csr_matrix((data, order, indptr), shape=(n_types, len(inverse)))
+
+
 def _static_forward(layer: Model, vectors: np.ndarray):  # noqa: ANN202
     """spaCy's StaticVectors on gathered vectors: a projection without bias, with dropout
     over output columns."""
@@ -178,32 +194,45 @@ class FastTok2Vec:
         """Encode a batch of type ids; return the encodings of the `trained` tokens
         (positions in the batch; None: all tokens, in order) and the backprop taking their
         gradients."""
-        ids = self.encode.ops.asarray(type_ids)
+        host_ids = np.asarray(type_ids)
         if trained is None or self.blocks is None or len(trained) == 0 or not self.needed_rows:
-            return self._dense(ids, lengths, trained)
-        return self._needed_only(ids, lengths, trained)
+            return self._dense(host_ids, lengths, trained)
+        return self._needed_only(host_ids, lengths, trained)
 
-    def _embed(self, ids: np.ndarray):  # noqa: ANN202
-        """The embedding layer's output for these type ids, and its backprop."""
-        hashed, bp_hashed = self.layers.hashed(self.features(ids), is_train=True)
-        if self.vectors is None:
-            mixed, bp_mixed = self.layers.mixer(hashed, is_train=True)
-            return mixed, lambda d_mixed: bp_hashed(bp_mixed(d_mixed))
-        projected, bp_projected = _static_forward(self.layers.static, self.vectors(ids))
-        xp = self.encode.ops.xp
-        mixed, bp_mixed = self.layers.mixer(xp.hstack([hashed, projected]), is_train=True)
-        split = hashed.shape[1]
+    def _embed(self, host_ids: np.ndarray):  # noqa: ANN202
+        """The embedding layer's output for these type ids (host), and its backprop.
+
+        The hash embeddings and the static vectors depend on the type alone (their dropout
+        masks columns, the same for every row), so they run once per distinct type in the
+        batch (a third of the tokens at 3,000 words) and are gathered per token; their
+        gradients are summed per type by one sparse product instead of a scatter-add per
+        token (which on a GPU piles atomic adds onto the rows of frequent words). The
+        maxout that mixes them runs per token, as its dropout is per token."""
+        ops = self.encode.ops
+        types, inverse = np.unique(host_ids, return_inverse=True)
+        device_types = ops.asarray(types)
+        hashed, bp_hashed = self.layers.hashed(self.features(device_types), is_train=True)
+        parts, backprops = [hashed], [bp_hashed]
+        if self.vectors is not None:
+            projected, bp_projected = _static_forward(self.layers.static,
+                                                      self.vectors(device_types))
+            parts.append(projected)
+            backprops.append(bp_projected)
+        per_type = ops.xp.hstack(parts) if len(parts) > 1 else hashed
+        mixed, bp_mixed = self.layers.mixer(per_type[ops.asarray(inverse)], is_train=True)
 
         def backprop(d_mixed: np.ndarray) -> None:
-            d_both = bp_mixed(d_mixed)
-            bp_hashed(self.encode.ops.as_contig(d_both[:, :split]))
-            bp_projected(self.encode.ops.as_contig(d_both[:, split:]))
+            d_per_type = _sum_by_type(ops, inverse, len(types)) @ bp_mixed(d_mixed)
+            start = 0
+            for part, bp in zip(parts, backprops, strict=True):
+                bp(ops.as_contig(d_per_type[:, start : start + part.shape[1]]))
+                start += part.shape[1]
 
         return mixed, backprop
 
-    def _dense(self, ids: np.ndarray, lengths: list[int], trained):  # noqa: ANN001, ANN202
+    def _dense(self, host_ids: np.ndarray, lengths: list[int], trained):  # noqa: ANN001, ANN202
         ops = self.encode.ops
-        mixed, bp_embed = self._embed(ids)
+        mixed, bp_embed = self._embed(host_ids)
         encoded, bp_encode = self.encode(ops.unflatten(mixed, np.asarray(lengths, "int32")),
                                          is_train=True)
         rows, bp_select = select_rows(ops, encoded, trained)
@@ -213,7 +242,7 @@ class FastTok2Vec:
 
         return rows, backprop
 
-    def _needed_only(self, ids: np.ndarray, lengths: list[int], trained):  # noqa: ANN001, ANN202
+    def _needed_only(self, host_ids: np.ndarray, lengths: list[int], trained):  # noqa: ANN001, ANN202
         ops = self.encode.ops
         xp = ops.xp
         pad, window = self.encode.attrs["pad"], self.blocks[0][0]
@@ -232,7 +261,7 @@ class FastTok2Vec:
                     shifted[offset:] = False
                 below |= shifted
         tokens = xp.flatnonzero(needed[0][position])  # tokens whose embedding is needed
-        mixed, bp_embed = self._embed(ids[tokens])
+        mixed, bp_embed = self._embed(host_ids[ops.to_numpy(tokens)])
         X = ops.alloc2f(total, mixed.shape[1])
         X[position[tokens]] = mixed
         rows_by_block, backprops = [], []
