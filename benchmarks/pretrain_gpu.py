@@ -68,6 +68,7 @@ def profile(store: Path, vectors: Path, width: int, batch_words: int, static: bo
     ops = GpuOps(seed=0)
     sync = cupy.cuda.Device().synchronize
     times: dict[str, float] = {}
+    marks: dict[str, float] = {}
 
     def lap(name: str, since: float) -> float:
         sync()
@@ -78,6 +79,19 @@ def profile(store: Path, vectors: Path, width: int, batch_words: int, static: bo
     with using_ops(ops):
         run = _Run.build(PretrainInputs(store, vectors), settings(width, batch_words, static),
                          ops, needed_rows)
+        embed = run.encoder._embed
+
+        def timed_embed(host_ids):  # noqa: ANN001, ANN202
+            mixed, backprop = embed(host_ids)
+
+            def timed_backprop(d_mixed) -> None:  # noqa: ANN001
+                since = lap("CNN backward", marks["backward"])
+                backprop(d_mixed)
+                lap("embedding backward", since)
+
+            return mixed, timed_backprop
+
+        run.encoder._embed = timed_embed
         for i in range(batches + 10):
             if i == 10:  # after warm-up (kernel compilation)
                 times.clear()
@@ -92,12 +106,62 @@ def profile(store: Path, vectors: Path, width: int, batch_words: int, static: bo
             t = lap("encoder forward", t)
             d_rows, token_loss, known = update_output(output_of(run.model), run.objective,
                                                       rows, ids, lengths, trained)
-            t = lap("head forward + loss + backward", t)
-            bp_rows(d_rows)
-            t = lap("encoder backward", t)
+            marks["backward"] = lap("head forward + loss + backward", t)
+            bp_rows(d_rows)  # laps "CNN backward" and "embedding backward"
+            t = time.perf_counter()
             run.model.finish_update(run.optimizer)
             lap("optimizer", t)
     return {name: 1000 * seconds / batches for name, seconds in times.items()}
+
+
+def profile_layers(store: Path, vectors: Path, width: int, batch_words: int, static: bool,
+                   batches: int = 30) -> list[tuple[str, float]]:
+    """Milliseconds per batch in the forward and the backward of each leaf layer (summed
+    over the layers of one name), the device synchronised around each."""
+    import cupy
+    from thinc.api import require_gpu
+
+    from lmao.ops import GpuOps, using_ops
+    from lmao.pretrain import PretrainInputs
+    from lmao.pretrain.loop import _Run
+
+    require_gpu(0)
+    ops = GpuOps(seed=0)
+    sync = cupy.cuda.Device().synchronize
+    times: dict[str, float] = {}
+
+    def now() -> float:
+        sync()
+        return time.perf_counter()
+
+    def timed(func, name: str):  # noqa: ANN001, ANN202
+        def forward(model, X, is_train):  # noqa: ANN001, ANN202
+            started = now()
+            Y, backprop = func(model, X, is_train=is_train)
+            times[f"{name} forward"] = times.get(f"{name} forward", 0.0) + now() - started
+
+            def timed_backprop(dY):  # noqa: ANN001, ANN202
+                started = now()
+                dX = backprop(dY)
+                times[f"{name} backward"] = times.get(f"{name} backward", 0.0) + now() - started
+                return dX
+
+            return Y, timed_backprop
+
+        return forward
+
+    with using_ops(ops):
+        run = _Run.build(PretrainInputs(store, vectors), settings(width, batch_words, static),
+                         ops, needed_rows=False)
+        for node in run.model.walk():
+            if not node.layers:
+                node._func = timed(node._func, node.name)
+        for i in range(batches + 5):
+            if i == 5:
+                times.clear()
+            run.step(batch_words)
+    ranked = sorted(times.items(), key=lambda item: -item[1])
+    return [(name, 1000 * seconds / batches) for name, seconds in ranked]
 
 
 def main() -> None:
@@ -106,12 +170,22 @@ def main() -> None:
     parser.add_argument("--vectors", type=Path, required=True)
     parser.add_argument("--words", type=int, default=2_000_000)
     parser.add_argument("--widths", type=int, nargs="+", default=[96, 128])
-    parser.add_argument("--batch-words", type=int, nargs="+", default=[3000, 30000])
+    parser.add_argument("--batch-words", type=int, nargs="+", default=[3000, 30000, 100000])
     parser.add_argument("--rows", nargs="+", default=["all", "needed"],
                         choices=["all", "needed"])
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--layers", action="store_true",
+                        help="only time each layer (width 128, static vectors on)")
     args = parser.parse_args()
     import cupy
+
+    if args.layers:
+        for batch_words in args.batch_words:
+            print(f"layers, width 128, static vectors on, batch {batch_words:,} (ms per batch, "
+                  "synchronised): " + ", ".join(
+                      f"{name} {ms:.2f}" for name, ms in profile_layers(
+                          args.store, args.vectors, 128, batch_words, True)), flush=True)
+        return
 
     device = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
     print(f"device: {device}")

@@ -51,7 +51,23 @@ class BlasOps(NumpyOps):
         return keep.astype(numpy.float32) * numpy.float32(1.0 / (1.0 - drop))
 
 
+def maxout(xp, X):  # noqa: ANN001, ANN201
+    """(max over the last axis, its index as int32), in whole-array operations."""
+    which = X.argmax(axis=-1).astype("int32")
+    return xp.take_along_axis(X, which[..., None], axis=-1)[..., 0], which
+
+
+def backprop_maxout(xp, dY, which, P: int):  # noqa: ANN001, ANN201
+    """The gradient of `maxout`: dY at each row's chosen piece, 0 at the others."""
+    return dY[..., None] * (which[..., None] == xp.arange(P, dtype=which.dtype))
+
+
 class GpuOps(CupyOps):
+    """thinc's CupyOps with a saveable dropout stream and maxout in whole-array operations:
+    thinc's maxout kernels give each thread one row of scattered reads and writes (and
+    check `which` with a host round trip), which took 71 ms of a 100,000-word batch's
+    backward pass on an H200 against 8 ms for the forward."""
+
     name = "lmao_gpu"
 
     def __init__(self, seed: int = 0, **kwargs):  # noqa: ANN003
@@ -61,6 +77,12 @@ class GpuOps(CupyOps):
         self.seed, self.masks_drawn = int(seed), 0
         self._rng = cupy.random.RandomState(
             seed, method=cupy.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
+
+    def maxout(self, X):  # noqa: ANN001, ANN201
+        return maxout(self.xp, X)
+
+    def backprop_maxout(self, dY, which, P):  # noqa: ANN001, ANN201
+        return backprop_maxout(self.xp, dY, which, P)
 
     def get_dropout_mask(self, shape, drop):  # noqa: ANN001, ANN201
         if drop is None or drop <= 0 or drop >= 1.0:

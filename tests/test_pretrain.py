@@ -573,3 +573,22 @@ def test_output_on_trained_tokens_only_gives_the_full_gradients(loss):
     assert np.abs(expected[trained]).sum() > 0 and not expected[untrained].any()
     assert np.allclose(token_loss, full_loss[trained], atol=1e-6)
     assert np.array_equal(known, full_known[trained])
+
+
+def test_whole_array_maxout_equals_thincs():
+    """The GPU ops' maxout (written with array operations, checked here with numpy) gives
+    thinc's values, indices and gradients, ties included."""
+    from thinc.api import NumpyOps
+
+    from lmao.ops import backprop_maxout, maxout
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 7, 3)).astype("float32")
+    X[0, 0] = [1.0, 1.0, 0.5]  # a tie: the first piece wins
+    best, which = maxout(np, X)
+    thinc_best, thinc_which = NumpyOps().maxout(X)
+    assert which.dtype == np.int32 and np.array_equal(which, thinc_which)
+    assert np.array_equal(best, thinc_best)
+    dY = rng.normal(size=(50, 7)).astype("float32")
+    assert np.array_equal(backprop_maxout(np, dY, which, 3),
+                          NumpyOps().backprop_maxout(dY, which, 3))
