@@ -11,8 +11,12 @@ of the store, so its one-off cost is printed separately). Each engine runs in it
 process so its peak memory is its own.
 
     python benchmarks/pretrain_speed.py [--words 200000] [--widths 96 128]
+        [--inputs plain static] [--threads default one]
 
-Last line: `speedup <ours/spacy>` (the smallest over the widths).
+Cases: each width, without and with static vectors in the input (the target table, as
+the study did), each engine at its default threads and with both held to one thread
+(OMP/OpenBLAS/MKL threads = 1). Last line: `speedup <ours/spacy>`, the smallest over the
+cases at default threads.
 """
 
 from __future__ import annotations
@@ -85,14 +89,14 @@ def prepare(workdir: Path, max_words: int) -> dict:
             "tokenize_words_per_s": meta["n_words"] / tokenize_s}
 
 
-def spacy_config(workdir: Path, width: int, batch_words: int):
+def spacy_config(workdir: Path, width: int, batch_words: int, static: bool):
     from spacy.language import DEFAULT_CONFIG_PRETRAIN_PATH
     from spacy.util import load_config, load_model_from_config
 
     from lmao.encoder import EncoderSettings
     from lmao.finetune import training_config
 
-    encoder = EncoderSettings(width=width, depth=4)
+    encoder = EncoderSettings(width=width, depth=4, include_static_vectors=static)
     config = training_config("textcat", workdir, encoder, {}, seed=0,
                              vectors=workdir / "vectors")
     config["nlp"]["pipeline"] = ["tok2vec"]
@@ -118,7 +122,7 @@ def spacy_config(workdir: Path, width: int, batch_words: int):
     return config.interpolate()
 
 
-def run_spacy(workdir: Path, width: int, batch_words: int) -> dict:
+def run_spacy(workdir: Path, width: int, batch_words: int, static: bool) -> dict:
     import spacy.ml.models.multi_task as multi_task
     import spacy.training.pretrain as spacy_pretrain
 
@@ -143,9 +147,8 @@ def run_spacy(workdir: Path, width: int, batch_words: int) -> dict:
 
     multi_task._apply_mask = recording_mask
     spacy_pretrain.make_update = timed_update
-    out = workdir / f"spacy-{width}"
-    out.mkdir()
-    spacy_pretrain.pretrain(spacy_config(workdir, width, batch_words), out, silent=True)
+    out = Path(tempfile.mkdtemp(dir=workdir))
+    spacy_pretrain.pretrain(spacy_config(workdir, width, batch_words, static), out, silent=True)
     words = sum(r[2] for r in records)
     seconds = records[-1][1] - records[0][0]
     return {"words": words, "words_per_s": words / seconds, "seconds": seconds,
@@ -168,16 +171,17 @@ def _trained_cosine_loss(docs, predictions, trained) -> tuple[float, int]:  # no
     return float((1.0 - cosine).sum()), int(chosen.sum())
 
 
-def run_ours(workdir: Path, width: int, batch_words: int, words: int) -> dict:
+def run_ours(workdir: Path, width: int, batch_words: int, words: int, static: bool) -> dict:
     from lmao.pretrain import PretrainSettings, pretrain
 
     settings = PretrainSettings.from_dict({
-        "encoder": {"width": width, "depth": 4}, "hidden_width": HIDDEN, "loss": "cosine",
+        "encoder": {"width": width, "depth": 4, "include_static_vectors": static},
+        "hidden_width": HIDDEN, "loss": "cosine",
         "batch_words": batch_words, "learn_rate": 0.001, "dropout": 0.2, "shuffle": False,
         "log_every_words": batch_words * 5, "save_every_words": 10**12,
         "target_lookup": "exact",  # as spaCy: tokens whose exact form has no vector: no target
     })
-    out = workdir / f"ours-{width}"
+    out = Path(tempfile.mkdtemp(dir=workdir))
     pretrain(workdir / "store", workdir / "vectors", settings, [words], out, progress=False)
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     return {"words": words, "words_per_s": log[-1]["words_per_s"],
@@ -203,17 +207,25 @@ def _trained_loss(records: list[tuple[int, float, int]]) -> dict:
 def child(args: argparse.Namespace) -> None:
     workdir = Path(args.workdir)
     if args.engine == "spacy":
-        result = run_spacy(workdir, args.width, args.batch_words)
+        result = run_spacy(workdir, args.width, args.batch_words, args.static)
     else:
-        result = run_ours(workdir, args.width, args.batch_words, args.words)
+        result = run_ours(workdir, args.width, args.batch_words, args.words, args.static)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 
-def in_child(engine: str, workdir: Path, width: int, batch_words: int, words: int) -> dict:
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                      "MKL_NUM_THREADS", "BLIS_NUM_THREADS")}
+
+
+def in_child(engine: str, workdir: Path, width: int, batch_words: int, words: int,
+             static: bool, one_thread: bool) -> dict:
     command = [sys.executable, __file__, "--child", engine, "--workdir", str(workdir),
-               "--width", str(width), "--batch-words", str(batch_words), "--words", str(words)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+               "--width", str(width), "--batch-words", str(batch_words), "--words", str(words),
+               *(["--static"] if static else [])]
+    env = {**os.environ, **(ONE_THREAD if one_thread else {})}
+    output = subprocess.run(command, check=True, capture_output=True, text=True,
+                            env=env).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -222,6 +234,11 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=200_000)
     parser.add_argument("--widths", type=int, nargs="+", default=[96, 128])
     parser.add_argument("--batch-words", type=int, default=3000)
+    parser.add_argument("--inputs", nargs="+", default=["plain", "static"],
+                        choices=["plain", "static"])
+    parser.add_argument("--threads", nargs="+", default=["default", "one"],
+                        choices=["default", "one"])
+    parser.add_argument("--static", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["spacy", "ours"])
     parser.add_argument("--workdir")
     parser.add_argument("--width", type=int)
@@ -237,18 +254,25 @@ def main() -> None:
         prep = prepare(workdir, args.words)
         print(f"token store: {prep['store_words']:,} words tokenized once in "
               f"{prep['tokenize_s']:.1f} s ({prep['tokenize_words_per_s']:,.0f} words/s)")
-        for width in args.widths:
-            spacy_result = in_child("spacy", workdir, width, args.batch_words, 0)
-            ours = in_child("ours", workdir, width, args.batch_words, spacy_result["words"])
-            speedup = ours["words_per_s"] / spacy_result["words_per_s"]
-            speedups.append(speedup)
-            for name, r in (("spacy pretrain", spacy_result), ("lmao engine", ours)):
-                loss = r["trained_loss"]
-                print(f"width {width:4d}  {name:15s} {r['words']:>9,} words "
-                      f"{r['words_per_s']:>9,.0f} words/s  masked loss {loss['all']:.4f} "
-                      f"(last 20%: {loss['last_20pct']:.4f})  "
-                      f"peak RSS {r['peak_rss_mb']:,.0f} MB")
-            print(f"width {width:4d}  speedup {speedup:.2f}")
+        for threads in args.threads:
+            for inputs in args.inputs:
+                for width in args.widths:
+                    case = f"width {width:4d}  {inputs:6s} {threads:7s} threads"
+                    static, one = inputs == "static", threads == "one"
+                    spacy_result = in_child("spacy", workdir, width, args.batch_words, 0,
+                                            static, one)
+                    ours = in_child("ours", workdir, width, args.batch_words,
+                                    spacy_result["words"], static, one)
+                    speedup = ours["words_per_s"] / spacy_result["words_per_s"]
+                    if threads == "default" or "default" not in args.threads:
+                        speedups.append(speedup)
+                    for name, r in (("spacy pretrain", spacy_result), ("lmao engine", ours)):
+                        loss = r["trained_loss"]
+                        print(f"{case}  {name:15s} {r['words']:>9,} words "
+                              f"{r['words_per_s']:>9,.0f} words/s  masked loss "
+                              f"{loss['all']:.4f} (last 20%: {loss['last_20pct']:.4f})  "
+                              f"peak RSS {r['peak_rss_mb']:,.0f} MB", flush=True)
+                    print(f"{case}  speedup {speedup:.2f}", flush=True)
     print(f"speedup {min(speedups):.2f}")
 
 

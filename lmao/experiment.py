@@ -56,8 +56,9 @@ def human(words: int) -> str:
     return str(words)
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read and validate a config file (schema, cross-references, source files)."""
+def load_config(path: str | Path, check_files: bool = True) -> dict[str, Any]:
+    """Read and validate a config file (schema, cross-references and, unless told not to,
+    that its source files exist)."""
     try:
         with open(path, encoding="utf-8") as handle:
             config = yaml.safe_load(handle)
@@ -69,7 +70,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
         validate_config(config)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
-    check_sources(config)
+    if check_files:
+        check_sources(config)
     return config
 
 

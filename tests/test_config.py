@@ -10,7 +10,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
 def test_shipped_configs_are_valid(name):
-    config = load_config(REPO / "config" / name)
+    """Schema and cross-references (the data a config names is a machine's: the cluster
+    config's Reddit dump is not on this one)."""
+    config = load_config(REPO / "config" / name, check_files=False)
     experiment = Experiment(config)
     inits = experiment.inits()
     assert inits[0].run == "none"
