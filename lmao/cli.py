@@ -93,7 +93,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
                     init_tok2vec=args.checkpoint, vectors=args.vectors,
                     labels={"task": args.task, "task_type": experiment.task_type(args.task),
                             "pretrain_run": run, "words": args.words, "sample": 0,
-                            "seed": args.seed})
+                            "seed": args.seed},
+                    patience=experiment.config["finetune"].get("patience", 0))
     for row in rows:
         print(json.dumps(row["scores"]))
 

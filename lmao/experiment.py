@@ -392,6 +392,7 @@ class Experiment:
             "encoder": None if reference else self.encoder(run).to_dict(),
             "hyperparameters": self.hyperparameters(sample),
             "epochs": self.config["finetune"]["epochs"],
+            "patience": self.config["finetune"].get("patience", 0),
             "multitask": self.multitask().get(run),
             "labels": {"task": task, "task_type": spec["type"],
                        "base_task": spec.get("subset_of", task), "pretrain_run": run,

@@ -257,9 +257,12 @@ def finetune(
     best_model_dir: str | Path | None = None,
     auxiliary: AuxiliarySettings | None = None,
     textcat: str = "reduce",
+    patience: int = 0,
 ) -> list[dict]:
     """Train for `epochs` epochs; write one JSON line of dev scores per epoch to `out_path`,
     then, where the task has a test split, one line of the best dev epoch's test scores.
+    With `patience`, a run stops once that many epochs have passed without a better dev
+    score; its last dev line then says `"stopped": "patience"`.
 
     `labels` (task, pretraining run, words, sample, seed...) are copied into every line, so
     each log describes itself and the report needs nothing but the files. With
@@ -275,15 +278,17 @@ def finetune(
     hp = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}
     schedule = (float(hp["encoder_lr_scale"]), int(hp["freeze_encoder_epochs"]))
     with using_ops(BlasOps(seed=seed)):
-        return _train(task_type, config, Path(task_dir), seed, epochs, out_path, labels,
-                      Path(best_model_dir) if best_model_dir else None, schedule, auxiliary)
+        return _train(task_type, config, Path(task_dir), seed, (epochs, patience), out_path,
+                      labels, Path(best_model_dir) if best_model_dir else None, schedule,
+                      auxiliary)
 
 
-def _train(task_type: str, config: Config, task_dir: Path, seed: int, epochs: int,  # noqa: PLR0913
-           out_path: str | Path, labels: dict[str, Any] | None,
+def _train(task_type: str, config: Config, task_dir: Path, seed: int,  # noqa: PLR0913
+           length: tuple[int, int], out_path: str | Path, labels: dict[str, Any] | None,
            best_model_dir: Path | None, schedule: tuple[float, int],
            auxiliary: AuxiliarySettings | None = None) -> list[dict]:
     encoder_lr_scale, frozen_epochs = schedule
+    epochs, patience = length
     nlp = init_nlp(config)
     aux = None if auxiliary is None else AuxiliaryLMAO(
         nlp.get_pipe("tok2vec").model, nlp.vocab, auxiliary, seed)
@@ -321,9 +326,14 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int, epochs: in
             row = {**(labels or {}), "split": "dev", "epoch": epoch, "scores": scores,
                    "losses": {k: float(v) for k, v in losses.items()},
                    "seconds": time.perf_counter() - started}
+            stop = patience > 0 and epoch - best_epoch >= patience and epoch < epochs
+            if stop:
+                row["stopped"] = "patience"
             out.write(json.dumps(row, sort_keys=True) + "\n")
             out.flush()
             rows.append(row)
+            if stop:
+                break
         if best_weights:  # the best dev epoch, scored once on the held-out test split
             nlp.from_bytes(best_weights, exclude=["vocab"])
             row = {**(labels or {}), "split": "test", "epoch": best_epoch,

@@ -48,6 +48,32 @@ def collect_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
     return table.sort_values(COLUMNS[:9], kind="stable").reset_index(drop=True)
 
 
+RUN_KEYS = ["task", "pretrain_run", "words", "sample", "seed"]
+
+
+def carry_stopped_runs(dev: pd.DataFrame) -> pd.DataFrame:
+    """Dev rows where a run stopped early (`finetune.patience`) counts, at every later epoch
+    of its task, with its best epoch's scores: the model early stopping keeps. Every epoch's
+    mean is then over the same runs; no run's best score changes."""
+    if dev.empty:
+        return dev
+    primary = dev[dev["metric"] == dev["task_type"].map(PRIMARY_METRIC)]
+    best = primary.loc[primary.groupby(RUN_KEYS)["value"].idxmax(), [*RUN_KEYS, "epoch"]]
+    runs = (dev.groupby(RUN_KEYS, as_index=False)["epoch"].max().rename(columns={"epoch": "last"})
+            .merge(dev.groupby("task", as_index=False)["epoch"].max()
+                   .rename(columns={"epoch": "cap"}), on="task")
+            .merge(best.rename(columns={"epoch": "best_epoch"}), on=RUN_KEYS))
+    stopped = runs[runs["last"] < runs["cap"]]
+    if stopped.empty:
+        return dev
+    kept = dev.merge(stopped, on=RUN_KEYS)
+    kept = kept[kept["epoch"] == kept["best_epoch"]]
+    pads = [{**row[dev.columns].to_dict(), "epoch": epoch}
+            for _, row in kept.iterrows() for epoch in range(row["last"] + 1, row["cap"] + 1)]
+    padded = pd.concat([dev, pd.DataFrame(pads, columns=dev.columns)], ignore_index=True)
+    return padded.sort_values(COLUMNS[:9], kind="stable").reset_index(drop=True)
+
+
 def write_csv(table: pd.DataFrame, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -251,7 +277,7 @@ def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.Da
     if table.empty:
         raise ValueError("no fine-tuning scores to report")
     write_csv(table, out_dir / "scores.csv")
-    dev = table[table["split"] == "dev"]
+    dev = carry_stopped_runs(table[table["split"] == "dev"])
     write_text(out_dir / "table.md", markdown_tables(dev) + "\n" + comparison_markdown(dev)
                + held_out_markdown(table) + reference_markdown(table))
     write_csv(epoch_tables_long(dev), out_dir / "tables" / "epochs.csv")

@@ -99,3 +99,20 @@ def test_the_ensemble_classifier_listens_to_the_encoder(tmp_path):
     model = config["components"]["textcat"]["model"]
     assert model["@architectures"] == "spacy.TextCatEnsemble.v2"
     assert model["tok2vec"]["width"] == 32 and config["nlp"]["pipeline"][0] == "tok2vec"
+
+
+def test_patience_stops_a_run_whose_dev_score_stops_improving(tmp_path):
+    """With a learning rate of 0 the dev score never improves after epoch 1: patience 2 stops
+    the run after epoch 3 (saying so), patience 0 trains every epoch; the test line is the
+    best epoch's either way."""
+    task_dir = tmp_path / "task"
+    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
+                "split": {"seed": 0, "n_train": 40, "n_dev": 30, "n_test": 30}}, task_dir)
+    stopped = finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.0}, 0, 8,
+                       tmp_path / "stopped.jsonl", patience=2)
+    assert [(r["split"], r["epoch"]) for r in stopped] == [
+        ("dev", 1), ("dev", 2), ("dev", 3), ("test", 1)]
+    assert stopped[2]["stopped"] == "patience" and "stopped" not in stopped[1]
+    full = finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.0}, 0, 4,
+                    tmp_path / "full.jsonl", patience=0)
+    assert [r["epoch"] for r in full if r["split"] == "dev"] == [1, 2, 3, 4]

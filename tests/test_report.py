@@ -9,6 +9,7 @@ from matplotlib.colors import to_hex
 from lmao.fileio import InputError
 from lmao.report import (
     build_report,
+    carry_stopped_runs,
     chosen_test_scores,
     collect_scores,
     comparison_markdown,
@@ -279,3 +280,19 @@ def test_the_best_init_is_tested_against_the_reference_on_test(tmp_path):
     build_report(logs, tmp_path / "out")
     assert "| polarity | test | lmao 2k | 74.3 | bag-of-words (reference) | 78.3 | 8 |" in (
         tmp_path / "out" / "table.md").read_text()
+
+
+def test_a_run_stopped_early_counts_with_its_best_epoch_after_it_stops(tmp_path):
+    logs = [write_log(tmp_path / "a.jsonl", "none", 0, 0, [0.50, 0.70, 0.60]),  # stopped
+            write_log(tmp_path / "b.jsonl", "none", 0, 1, [0.50, 0.60, 0.65, 0.66, 0.70])]
+    raw = collect_scores(logs)
+    dev = carry_stopped_runs(raw)
+    a = dev[(dev["seed"] == 0) & (dev["metric"] == "accuracy")]
+    assert list(a["epoch"]) == [1, 2, 3, 4, 5]
+    assert list(a["value"]) == pytest.approx([0.50, 0.70, 0.60, 0.70, 0.70])
+    macro = dev[(dev["seed"] == 0) & (dev["metric"] == "macro_f")]
+    assert list(macro["value"])[3:] == pytest.approx([0.69, 0.69])  # the best epoch's
+    assert epoch_table(dev, "polarity", "accuracy").loc["5"].iloc[0] == pytest.approx(0.70)
+    best = dev.groupby("seed")["value"].max()
+    assert best.equals(raw.groupby("seed")["value"].max())  # no run's best changes
+    assert carry_stopped_runs(collect_scores(logs[1:])).equals(collect_scores(logs[1:]))

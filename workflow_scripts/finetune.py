@@ -17,6 +17,7 @@ finetune(
     hyperparameters=job["hyperparameters"],
     seed=job["labels"]["seed"],
     epochs=job["epochs"],
+    patience=job["patience"],
     out_path=sm.output.scores,
     init_tok2vec=sm.input.get("checkpoint"),
     vectors=sm.input.get("vectors"),
