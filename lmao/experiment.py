@@ -21,8 +21,16 @@ from .search import n_samples, sample_hyperparameters
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 NO_PRETRAINING = "none"
-# Reference models (`finetune.references`): the task type each applies to, and its label.
-REFERENCES = {"bow": ("textcat", "bag-of-words (reference)")}
+# Reference models (`finetune.references`): the task types each applies to, and its label.
+REFERENCES = {
+    "bow": (("textcat",), "bag-of-words (reference)"),
+    "spacy_cnn": (("ner", "ud"), "spaCy CNN + vectors (reference)"),
+}
+# The `spacy_cnn` reference: the tok2vec `spacy init config` writes for a CPU pipeline
+# (width 96, depth 4, window 1, 3 maxout pieces, these hash rows), reading the same static
+# vectors as the inits (`finetune.input_vectors`), and no pre-training.
+SPACY_CNN = EncoderSettings(width=96, depth=4, window_size=1, maxout_pieces=3,
+                            rows=[5000, 1000, 2500, 2500], include_static_vectors=True)
 
 
 class ConfigError(ValueError):
@@ -193,6 +201,9 @@ def check_references(config: dict[str, Any]) -> None:
     if (config.get("encoder") or {}).get("include_static_vectors") and table is None:
         raise ConfigError("finetune.input_vectors: the encoder reads static vectors, so the "
                           "no-pre-training baseline needs a vector table here")
+    if "spacy_cnn" in (config["finetune"].get("references") or []) and table is None:
+        raise ConfigError("finetune.input_vectors: the spacy_cnn reference reads static "
+                          "vectors; name the table here")
     for name, parser in config.get("parsers", {}).items():
         task = config["tasks"].get(parser["task"])
         if task is None or task["type"] != "ud":
@@ -279,6 +290,8 @@ class Experiment:
         return None if spec is None else AuxiliarySettings.from_dict(spec, store, vectors)
 
     def encoder(self, run: str = NO_PRETRAINING) -> EncoderSettings:
+        if run == "spacy_cnn":
+            return SPACY_CNN
         base = dict(self.config.get("encoder") or {})
         if run in self.config["pretrain"]:
             base.update(self.config["pretrain"][run].get("encoder") or {})
@@ -315,13 +328,13 @@ class Experiment:
         """The inits a task trains from: a reference only where it applies to the task type."""
         task_type = self.task_type(task)
         return [init for init in self.inits()
-                if init.run not in REFERENCES or REFERENCES[init.run][0] == task_type]
+                if init.run not in REFERENCES or task_type in REFERENCES[init.run][0]]
 
     def input_vectors(self, run: str) -> str | None:
         """The vector table the encoder reads as input, if it reads one."""
-        if not self.encoder(run).include_static_vectors or run in REFERENCES:
+        if not self.encoder(run).include_static_vectors or run == "bow":
             return None
-        if run not in self.config["pretrain"]:  # no pre-training, or multi-task from scratch
+        if run not in self.config["pretrain"]:  # none, multi-task from scratch, spacy_cnn
             table = self.config["finetune"].get("input_vectors")
             if table is None:
                 raise ConfigError("finetune.input_vectors: the encoder reads static vectors, so "
@@ -389,7 +402,7 @@ class Experiment:
         return canonical({
             "task_type": spec["type"],
             "textcat": textcat if spec["type"] == "textcat" else None,
-            "encoder": None if reference else self.encoder(run).to_dict(),
+            "encoder": None if run == "bow" else self.encoder(run).to_dict(),
             "hyperparameters": self.hyperparameters(sample),
             "epochs": self.config["finetune"]["epochs"],
             "patience": self.config["finetune"].get("patience", 0),

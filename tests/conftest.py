@@ -102,13 +102,16 @@ def all_tasks(config: dict) -> dict[str, dict]:
 
 def inits(config: dict, task: str | None = None) -> set[tuple[str, int]]:
     """Every (pre-training run, words) a fine-tuning run of `task` starts from: the
-    baseline, each checkpoint, each multi-task configuration (words 0) and, for a text
-    classification task, each reference model (words 0)."""
-    textcat = task is not None and all_tasks(config)[task]["type"] == "textcat"
+    baseline, each checkpoint, each multi-task configuration (words 0) and each reference
+    model that applies to the task's type (words 0; bow: text classification, spacy_cnn:
+    NER and UD)."""
+    applies = {"bow": {"textcat"}, "spacy_cnn": {"ner", "ud"}}
+    task_type = None if task is None else all_tasks(config)[task]["type"]
     return ({("none", 0)} | {(run, words) for run, spec in config["pretrain"].items()
                              for words in spec["checkpoints"]}
             | {(run, 0) for run in config["finetune"].get("multitask", {})}
-            | {(name, 0) for name in config["finetune"].get("references", []) if textcat})
+            | {(name, 0) for name in config["finetune"].get("references", [])
+               if task_type in applies[name]})
 
 
 @pytest.fixture(scope="session")

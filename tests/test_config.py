@@ -86,3 +86,28 @@ def test_multitask_names_a_corpus_and_vectors_and_is_an_init(tmp_path):
     assert "aux (multi-task)" in [i.label for i in experiment.inits()]
     with pytest.raises(ConfigError, match=r"finetune\.multitask\.aux\.corpus: no corpus"):
         load_config(edited(tmp_path, lambda c: add(c, corpus="nope")))
+
+
+def test_the_spacy_cnn_reference_applies_to_ner_and_ud_with_the_baselines_vectors(tmp_path):
+    def change(config):
+        config["finetune"]["references"] = ["bow", "spacy_cnn"]
+        config["finetune"]["input_vectors"] = "lee_floret"
+
+    config = load_config(edited(tmp_path, change), check_files=False)
+    experiment = Experiment(config)
+    by_type = {}
+    for task, spec in experiment.tasks().items():
+        runs = {init.run for init in experiment.inits_for(task)}
+        by_type.setdefault(spec["type"], set()).update(runs & {"bow", "spacy_cnn"})
+    assert by_type["textcat"] == {"bow"} and by_type["ner"] == {"spacy_cnn"}
+    task = next(t for t, s in experiment.tasks().items() if s["type"] == "ner")
+    job = experiment.finetune_job(task, "spacy_cnn", 0, 0, 0)
+    assert job["encoder"]["width"] == 96 and job["encoder"]["include_static_vectors"]
+    assert experiment.input_vectors("spacy_cnn") == "lee_floret"
+    assert experiment.input_vectors("bow") is None
+
+
+def test_the_spacy_cnn_reference_needs_the_baselines_vectors(tmp_path):
+    path = edited(tmp_path, lambda c: c["finetune"].update(references=["spacy_cnn"]))
+    with pytest.raises(ConfigError, match="spacy_cnn reference reads static vectors"):
+        load_config(path, check_files=False)
