@@ -1,5 +1,9 @@
 """A checkpoint loads into a plain spaCy training config through [initialize] init_tok2vec."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from spacy.training.initialize import init_nlp
@@ -9,6 +13,7 @@ from lmao.finetune import training_config
 from lmao.pretrain import PretrainSettings, pretrain
 from lmao.tasks import build_task
 
+REPO = Path(__file__).resolve().parents[1]
 CNN = {"width": 16, "depth": 1, "rows": [300, 50, 100, 100]}
 BILSTM = {**CNN, "architecture": "bilstm", "max_length": 60}
 CNN_VECTORS = {**CNN, "include_static_vectors": True}
@@ -88,3 +93,35 @@ def test_scaled_optimizer_scales_the_step_and_shares_adam_state():
     assert np.allclose(tenth, full / 10)
     assert adam.nr_update[(1, "W")] == 1
 
+
+
+def spacy_train(example, checkpoint, task_dir, out, width: int) -> subprocess.CompletedProcess:
+    """`python -m spacy train` on the README's example config, sized to the test config."""
+    overrides = {
+        "paths.train": task_dir / "train.spacy", "paths.dev": task_dir / "dev.spacy",
+        "paths.init_tok2vec": checkpoint, "training.max_epochs": 1,
+        "components.tok2vec.model.embed.width": width,
+        "components.tok2vec.model.embed.rows": "[1000,200,500,500]",
+        "components.tok2vec.model.encode.width": width,
+        "components.tok2vec.model.encode.depth": 2,
+        "components.textcat.model.tok2vec.width": width,
+    }
+    args = [arg for key, value in overrides.items() for arg in (f"--{key}", str(value))]
+    return subprocess.run([sys.executable, "-m", "spacy", "train", str(example), "--output",
+                           str(out), *args], capture_output=True, text=True, timeout=600)
+
+
+def test_the_readme_example_config_trains_from_a_checkpoint_with_spacy_train(finished_run,
+                                                                             tmp_path):
+    """docs/examples/textcat_init_tok2vec.cfg as a user runs it: spaCy's own CLI, a
+    checkpoint the test config made; an encoder of another width is refused (so the
+    checkpoint really is loaded)."""
+    results, _config = finished_run
+    example = REPO / "docs" / "examples" / "textcat_init_tok2vec.cfg"
+    checkpoint = results / "pretrain" / "lmao" / "words-10000.bin"
+    task_dir = results / "tasks" / "polarity"
+    trained = spacy_train(example, checkpoint, task_dir, tmp_path / "model", width=32)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert (tmp_path / "model" / "model-best" / "meta.json").exists()
+    wrong = spacy_train(example, checkpoint, task_dir, tmp_path / "wrong", width=48)
+    assert wrong.returncode != 0
