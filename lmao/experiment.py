@@ -172,9 +172,13 @@ def check_references(config: dict[str, Any]) -> None:
             if run["corpus"] == decode["corpus"]:
                 raise ConfigError(f"decode.corpus: {decode['corpus']!r} is the pre-training "
                                   f"text of pretrain.{name}; decoding needs held-out text")
-    for name in config["pretrain"]:
+    for name, run in config["pretrain"].items():
         if name in REFERENCES:
             raise ConfigError(f"pretrain.{name}: the name {name!r} is a reference model's")
+        extra = set(run.get("finetune_checkpoints", [])) - set(run["checkpoints"])
+        if extra:
+            raise ConfigError(f"pretrain.{name}.finetune_checkpoints: {sorted(extra)} not among "
+                              f"the run's checkpoints {sorted(set(run['checkpoints']))}")
     for name, spec in (config["finetune"].get("multitask") or {}).items():
         if name == NO_PRETRAINING or name in config["pretrain"] or name in REFERENCES:
             raise ConfigError(f"finetune.multitask.{name}: the name is taken (no pre-training "
@@ -304,6 +308,11 @@ class Experiment:
     def checkpoints(self, run: str) -> list[int]:
         return sorted(set(self.config["pretrain"][run]["checkpoints"]))
 
+    def finetune_checkpoints(self, run: str) -> list[int]:
+        """The checkpoints tasks start from (`finetune_checkpoints`; default: every one)."""
+        spec = self.config["pretrain"][run]
+        return sorted(set(spec.get("finetune_checkpoints", spec["checkpoints"])))
+
     def previous_checkpoint(self, run: str, words: int) -> int | None:
         """The run's checkpoint before `words` (None for the first); `words` must be one."""
         checkpoints = self.checkpoints(run)
@@ -316,7 +325,7 @@ class Experiment:
         """No pre-training, every checkpoint, every multi-task init, every reference."""
         inits = [Init(NO_PRETRAINING, 0)]
         for run in self.config["pretrain"]:
-            inits.extend(Init(run, words) for words in self.checkpoints(run))
+            inits.extend(Init(run, words) for words in self.finetune_checkpoints(run))
         inits.extend(Init(run, 0) for run in self.multitask())
         inits.extend(Init(name, 0) for name in self.references())
         return inits

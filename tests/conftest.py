@@ -108,7 +108,7 @@ def inits(config: dict, task: str | None = None) -> set[tuple[str, int]]:
     applies = {"bow": {"textcat"}, "spacy_cnn": {"ner", "ud"}}
     task_type = None if task is None else all_tasks(config)[task]["type"]
     return ({("none", 0)} | {(run, words) for run, spec in config["pretrain"].items()
-                             for words in spec["checkpoints"]}
+                             for words in spec.get("finetune_checkpoints", spec["checkpoints"])}
             | {(run, 0) for run in config["finetune"].get("multitask", {})}
             | {(name, 0) for name in config["finetune"].get("references", [])
                if task_type in applies[name]})

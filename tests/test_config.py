@@ -16,7 +16,8 @@ def test_shipped_configs_are_valid(name):
     experiment = Experiment(config)
     inits = experiment.inits()
     assert inits[0].run == "none"
-    assert len(inits) == 1 + sum(len(set(r["checkpoints"])) for r in config["pretrain"].values()
+    assert len(inits) == 1 + sum(len(set(r.get("finetune_checkpoints", r["checkpoints"])))
+                                 for r in config["pretrain"].values()
                                  ) + len(config["finetune"].get("multitask", {})) + len(
         config["finetune"].get("references", []))
 
@@ -110,4 +111,14 @@ def test_the_spacy_cnn_reference_applies_to_ner_and_ud_with_the_baselines_vector
 def test_the_spacy_cnn_reference_needs_the_baselines_vectors(tmp_path):
     path = edited(tmp_path, lambda c: c["finetune"].update(references=["spacy_cnn"]))
     with pytest.raises(ConfigError, match="spacy_cnn reference reads static vectors"):
+        load_config(path, check_files=False)
+
+
+def test_finetune_checkpoints_pick_the_inits_and_must_be_checkpoints(tmp_path):
+    path = edited(tmp_path, lambda c: c["pretrain"]["lmao"].update(finetune_checkpoints=[10000]))
+    experiment = Experiment(load_config(path, check_files=False))
+    assert [i.words for i in experiment.inits() if i.run == "lmao"] == [10000]
+    assert experiment.checkpoints("lmao") == [5000, 10000]  # both still pre-trained
+    path = edited(tmp_path, lambda c: c["pretrain"]["lmao"].update(finetune_checkpoints=[7000]))
+    with pytest.raises(ConfigError, match=r"pretrain\.lmao\.finetune_checkpoints: \[7000\]"):
         load_config(path, check_files=False)
