@@ -385,8 +385,9 @@ def _paired(best: pd.DataFrame, pair: list[str]) -> pd.DataFrame:
         return pd.DataFrame(rows)
     result = pd.DataFrame(rows)
     result["p_holm"] = result.groupby("task")["p"].transform(lambda p: holm(list(p)))
-    result["verdict"] = [verdict(t, p) for t, p in zip(result["_test"], result["p_holm"],
-                                                       strict=True)]
+    family = result.groupby("task")["p"].transform("size")  # Holm's family: a task's inits
+    result["verdict"] = [verdict(t, p, int(k)) for t, p, k in zip(
+        result["_test"], result["p_holm"], family, strict=True)]
     return result.drop(columns="_test")
 
 

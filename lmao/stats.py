@@ -19,7 +19,7 @@ import numpy as np
 
 ALPHA = 0.05
 EXACT_UP_TO = 20  # pairs; beyond, 100,000 random sign flips (seeded)
-MIN_PAIRS = math.floor(math.log2(2 / ALPHA)) + 1  # 2 / 2^n < 0.05 needs n ≥ 6
+MIN_PAIRS = math.floor(math.log2(2 / ALPHA)) + 1  # 2 / 2^n < 0.05 needs n ≥ 6 (one comparison)
 
 
 @dataclass(frozen=True)
@@ -82,11 +82,21 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def verdict(test: PairedTest, p_holm: float) -> str:
-    """'better' / 'worse' only when the corrected p is below 5%."""
-    if test.n < MIN_PAIRS:
-        return (f"no verdict: n = {test.n} pairs (an exact test needs ≥ {MIN_PAIRS} to reach "
-                f"p < {ALPHA})")
+def min_pairs(comparisons: int = 1) -> int:
+    """The fewest pairs with which the exact two-sided test, Holm-corrected across this many
+    comparisons, can reach p < ALPHA at all: comparisons × 2 / 2^n < ALPHA."""
+    return math.floor(math.log2(2 * comparisons / ALPHA)) + 1
+
+
+def verdict(test: PairedTest, p_holm: float, comparisons: int = 1) -> str:
+    """'better' / 'worse' only when the corrected p is below 5%; "no verdict" (not "no
+    difference") when the design could not have reached 5%: too few pairs for the number of
+    comparisons corrected for."""
+    needed = min_pairs(comparisons)
+    if test.n < needed:
+        family = "" if comparisons == 1 else f" with {comparisons} comparisons corrected for"
+        return (f"no verdict: n = {test.n} pairs; an exact test{family} needs ≥ {needed} "
+                f"to reach p < {ALPHA}")
     if p_holm < ALPHA:
         return "better" if test.difference > 0 else "worse"
     return (f"no detectable difference (n = {test.n}, smallest detectable ≈ "

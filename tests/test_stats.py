@@ -61,3 +61,17 @@ def test_holm_adjusts_step_down_and_keeps_the_order():
     assert holm([0.5]) == [0.5]
     # two comparisons at p = 0.03 each: significant alone, not after correction
     assert all(p >= 0.05 for p in holm([0.03, 0.03]))
+
+
+def test_too_few_pairs_for_the_number_of_comparisons_is_no_verdict_not_no_difference():
+    """Six pairs all +4 points: p = 2/64 alone (a verdict), but Holm across three inits
+    makes the smallest possible p 3 × 2/64 = 0.094, so the design cannot decide; the report
+    must say so rather than call it "no detectable difference"."""
+    from lmao.stats import min_pairs
+
+    test = paired_test(np.array([0.040, 0.043, 0.038, 0.045, 0.039, 0.041]))
+    assert test.p == pytest.approx(2 / 64)
+    assert verdict(test, test.p, comparisons=1) == "better"
+    said = verdict(test, holm([test.p] * 3)[0], comparisons=3)
+    assert said.startswith("no verdict: n = 6 pairs") and "needs ≥ 7" in said
+    assert [min_pairs(k) for k in (1, 2, 3, 6, 7)] == [6, 7, 7, 8, 9]
