@@ -29,9 +29,10 @@ def _entry(experiment: Experiment, section: str, name: str) -> dict:
 def cmd_check_config(args: argparse.Namespace) -> None:
     experiment = _experiment(args)
     seeds, samples = len(experiment.config["finetune"]["seeds"]), experiment.n_samples()
-    runs = sum(len(experiment.inits_for(task)) for task in experiment.tasks())
+    trained = experiment.trained_tasks()
+    runs = sum(len(experiment.inits_for(task)) for task in trained)
     print(f"{args.config}: valid; {len(experiment.inits())} inits (references included) × "
-          f"{len(experiment.tasks())} tasks (low-data variants included) × {samples} "
+          f"{len(trained)} tasks (low-data variants included) × {samples} "
           f"hyper-parameter samples × {seeds} seeds = {runs * samples * seeds} fine-tuning "
           "jobs (a reference only on the tasks it applies to)")
 

@@ -128,7 +128,8 @@ def _branches(error: Any) -> str:
     required = sorted({key for branch in error.validator_value
                        for key in branch.get("required", [])})
     if required:
-        return f"expected exactly one of the keys {required}"
+        how_many = "exactly one" if error.validator == "oneOf" else "at least one"
+        return f"expected {how_many} of the keys {required}"
     return error.message[:300]
 
 
@@ -367,6 +368,12 @@ class Experiment:
         task's `train_sizes`, `{task}-n{N}`: the same task with N training examples."""
         return expand_train_sizes(self.config["tasks"])
 
+    def trained_tasks(self) -> list[str]:
+        """The tasks fine-tuned: all of `tasks()` but a full-size task whose config says
+        `full_size: false` (it is still built: its subsets are cut from it)."""
+        return [name for name, spec in self.tasks().items()
+                if "subset_of" in spec or spec.get("full_size", True)]
+
     def task_type(self, task: str) -> str:
         return self.tasks()[task]["type"]
 
@@ -398,10 +405,11 @@ class Experiment:
                           "checkpoints": [n for n in self.checkpoints(run) if n <= words]})
 
     def task_job(self, task: str) -> dict[str, Any]:
-        """What builds a task's data; its `train_sizes` only make other tasks, so changing
-        them reruns nothing of this one."""
+        """What builds a task's data; its `train_sizes` and `full_size` only say what is
+        fine-tuned, so changing them rebuilds nothing of this one."""
         spec = self.tasks()[task]
-        return canonical({key: value for key, value in spec.items() if key != "train_sizes"})
+        return canonical({key: value for key, value in spec.items()
+                          if key not in ("train_sizes", "full_size")})
 
     def finetune_job(self, task: str, run: str, words: int, sample: int,
                      seed: int) -> dict[str, Any]:

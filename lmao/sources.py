@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bz2
 import copyreg
+import csv
 import html
 import io
 import pickle
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import InputError, read_jsonl, read_lines
+from .fileio import InputError, open_binary, read_jsonl, read_lines
 
 
 def gensim_test_data() -> Path:
@@ -189,6 +190,20 @@ def fasttext_labelled_lines(
     return items
 
 
+def label_text_lines(path: str | Path, encoding: str = "utf-8") -> list[LabelledText]:
+    """Lines like `pos text ...`: the label, whitespace, the text."""
+    items = []
+    for line_no, line in read_lines(path, encoding):
+        if not line.strip():
+            continue
+        parts = line.strip().split(None, 1)
+        if len(parts) < 2:
+            raise InputError(path, line_no, "expected '<label> <text>' (a label, a space or "
+                             "tab, the text)")
+        items.append(LabelledText(parts[1], parts[0]))
+    return items
+
+
 def jsonl_labelled(path: str | Path, text_field: str = "text", label_field: str = "label"):
     """JSON lines with a text and a label field (e.g. IMDB); unlabelled lines are skipped."""
     items = []
@@ -196,9 +211,50 @@ def jsonl_labelled(path: str | Path, text_field: str = "text", label_field: str 
         text, label = obj.get(text_field), obj.get(label_field)
         if label is None:
             continue
+        if isinstance(label, (list, dict)):
+            raise InputError(path, line_no, f"field {label_field!r} holds several labels; a "
+                             "task takes one label per text (multi-label is not supported)")
         if not isinstance(text, str) or not text.strip():
             raise InputError(path, line_no, f"expected a non-empty string field {text_field!r}")
         items.append(LabelledText(text, str(label)))
+    return items
+
+
+def delimited_labelled(path: str | Path, delimiter: str, text_field: str = "text",
+                       label_field: str = "label", encoding: str = "utf-8"
+                       ) -> list[LabelledText]:
+    """CSV or TSV rows under a header row that names the text and label columns (other
+    columns are ignored; a quoted field may span lines). Errors name the row's first line."""
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    items: list[LabelledText] = []
+    row_start = 1
+    with open_binary(path) as raw, io.TextIOWrapper(raw, encoding=encoding, newline="") as text:
+        reader = csv.reader(text, delimiter=delimiter)
+        try:
+            header = [name.strip().lstrip("\ufeff") for name in next(reader, [])]
+            missing = [name for name in (text_field, label_field) if name not in header]
+            if missing:
+                raise InputError(path, 1, f"no column {missing[0]!r} in the header row "
+                                 f"{header} (the task's text_field and label_field name the "
+                                 "columns)")
+            text_at, label_at = header.index(text_field), header.index(label_field)
+            row_start = reader.line_num + 1
+            for row in reader:
+                line_no, row_start = row_start, reader.line_num + 1
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    raise InputError(path, line_no, f"{len(row)} fields, the header has "
+                                     f"{len(header)} (an unquoted {kind} delimiter in a text?)")
+                body, label = row[text_at].strip(), row[label_at].strip()
+                if not body or not label:
+                    empty = text_field if not body else label_field
+                    raise InputError(path, line_no, f"empty {empty!r}")
+                items.append(LabelledText(body, label))
+        except csv.Error as err:
+            raise InputError(path, row_start, f"malformed {kind} ({err})") from None
+        except UnicodeDecodeError as err:
+            raise InputError(path, row_start, f"invalid {encoding} ({err.reason})") from None
     return items
 
 
@@ -239,9 +295,16 @@ def _iter_labelled(source: dict) -> list[LabelledText]:
         return fasttext_labelled_lines(gensim_test_data() / "pang_lee_polarity.cor", "cp1252")
     if kind == "fasttext":
         return fasttext_labelled_lines(source["path"], source.get("encoding", "utf-8"))
+    if kind == "label_text":
+        return label_text_lines(source["path"], source.get("encoding", "utf-8"))
     if kind == "jsonl":
         return jsonl_labelled(source["path"], source.get("text_field", "text"),
                               source.get("label_field", "label"))
+    if kind in ("csv", "tsv"):
+        return delimited_labelled(source["path"], "," if kind == "csv" else "\t",
+                                  source.get("text_field", "text"),
+                                  source.get("label_field", "label"),
+                                  source.get("encoding", "utf-8"))
     raise ValueError(f"unknown labelled source type {kind!r}")
 
 
@@ -258,7 +321,8 @@ _TAG = re.compile(r"^(O|[BI]-\S+)$")
 
 
 def conll_sentences(
-    path: str | Path, tag_column: int = -1, separator: str | None = None
+    path: str | Path, tag_column: int = -1, separator: str | None = None,
+    columns: int | None = None,
 ) -> Iterator[TaggedSentence]:
     """Sentences of a CoNLL-style NER file (one token per line, blank line between).
 
@@ -269,6 +333,8 @@ def conll_sentences(
     tags: list[str] = []
     width: tuple[int, int] | None = None  # (columns, line) of the first token line
     shape = "token<TAB>tag" if separator == "\t" else "token ... tag, space-separated"
+    if columns == 2:
+        shape = "token<TAB>tag" if separator == "\t" else "token tag, space-separated"
     for line_no, raw in read_lines(path):
         line = raw.replace("\ufeff", "")  # WNUT-17 has a stray line that is only a BOM
         if not line.strip():
@@ -278,20 +344,23 @@ def conll_sentences(
             continue
         if line.startswith("-DOCSTART-"):
             continue
-        columns = line.split(separator)
-        if len(columns) < 2:
+        cells = line.split(separator)
+        if len(cells) < 2:
             hint = " (space-separated? that is format conll2003)" if (
                 separator == "\t" and len(line.split()) >= 2) else ""
             raise InputError(path, line_no, f"expected a token and a tag ({shape}){hint}")
+        if columns is not None and len(cells) != columns:
+            raise InputError(path, line_no, f"{len(cells)} columns; expected {columns} "
+                             f"({shape})")
         if width is None:
-            width = (len(columns), line_no)
-        elif len(columns) != width[0]:  # a missing column would shift the tag column
-            raise InputError(path, line_no, f"{len(columns)} columns, but line {width[1]} "
+            width = (len(cells), line_no)
+        elif len(cells) != width[0]:  # a missing column would shift the tag column
+            raise InputError(path, line_no, f"{len(cells)} columns, but line {width[1]} "
                              f"has {width[0]}: every token line needs the same columns")
-        tag = columns[tag_column]
+        tag = cells[tag_column]
         if not _TAG.match(tag):
             raise InputError(path, line_no, f"expected an IOB tag (O, B-X, I-X), got {tag!r}")
-        words.append(columns[0])
+        words.append(cells[0])
         tags.append(tag)
     if words:
         yield TaggedSentence(words, tags)
@@ -363,9 +432,14 @@ NER_READERS = {
     "wnut17": lambda path: conll_sentences(path, separator="\t"),
     "conll2012": conll2012_sentences,
 }
+SEPARATORS = {"tab": "\t", "space": None}  # space: any run of spaces
 
 
-def ner_sentences(path: str | Path, fmt: str) -> Iterator[TaggedSentence]:
+def ner_sentences(path: str | Path, fmt: str, separator: str | None = None
+                  ) -> Iterator[TaggedSentence]:
+    """`word_tag`: two columns, token and IOB tag, split by the declared `separator`."""
+    if fmt == "word_tag":
+        return conll_sentences(path, separator=SEPARATORS[separator or "tab"], columns=2)
     if fmt not in NER_READERS:
         raise ValueError(f"unknown NER format {fmt!r}; expected one of {sorted(NER_READERS)}")
     return NER_READERS[fmt](path)

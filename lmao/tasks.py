@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from itertools import islice
 from pathlib import Path
 
 import spacy
@@ -77,31 +76,66 @@ def _write_docbins(splits: dict[str, list[Doc]], out_dir: Path, meta: dict) -> d
     return meta
 
 
+def seeded_sample(items: list, n: int | None, seed: int) -> list:
+    """`n` of `items` drawn with `seed`, in their original order (all of them if n is None).
+    Files are often sorted by label or by document, so the first n would be a biased set."""
+    if n is None or n >= len(items):
+        return list(items)
+    return [items[i] for i in sorted(random.Random(seed).sample(range(len(items)), n))]
+
+
+def textcat_splits(task: dict) -> dict[str, list[LabelledText]]:
+    """Train, dev and test items of a text classification task.
+
+    `source` is the training pool. Dev and test come from their own files (`dev_source`,
+    `test_source`: a seeded sample of `split.n_dev`/`n_test` of them, or all) or are carved
+    out of the shuffled pool (`split_labelled`, the study's IMDB-1k recipe: the last
+    `n_dev` items are dev, the first `n_train` train, test what lies between).
+    """
+    split = task.get("split", {})
+    seed, n_train = split.get("seed", 0), split.get("n_train")
+    pool = iter_labelled(task["source"])
+    own = {name: iter_labelled(task[f"{name}_source"])
+           for name in ("dev", "test") if f"{name}_source" in task}
+    for name, items in own.items():
+        wanted = split.get(f"n_{name}")
+        if wanted is not None and wanted > len(items):
+            raise InputError(_source_name(task[f"{name}_source"]), None,
+                             f"split.n_{name} {wanted} is more than its {len(items)} items")
+    n_dev = 0 if "dev" in own else split["n_dev"]
+    if n_train is None:  # all of the pool that dev and test do not take
+        n_train = len(pool) - n_dev - (0 if "test" in own else split.get("n_test", 0))
+    try:
+        if n_train < 1:
+            raise ValueError(f"the source has {len(pool)} items: none left to train on")
+        parts = split_labelled(pool, seed, n_train, n_dev,
+                               0 if "test" in own else split.get("n_test"))
+    except ValueError as err:
+        raise InputError(_source_name(task["source"]), None, str(err)) from None
+    for name, items in own.items():
+        wanted = split.get(f"n_{name}")
+        if wanted is not None:  # a seeded sample, drawn as before dev files existed
+            items = random.Random(seed).sample(items, wanted)
+        parts[name] = items
+    return parts
+
+
 def build_textcat_task(task: dict, out_dir: str | Path) -> dict:
     """Write train/dev/test DocBins for a text classification task config."""
-    split = task["split"]
-    pool = iter_labelled(task["source"])
-    source = _source_name(task["source"])
-    try:
-        if "test_source" in task:
-            test_items = iter_labelled(task["test_source"])
-            parts = split_labelled(pool, split["seed"], split["n_train"], split["n_dev"], 0)
-            if split.get("n_test", 0) > len(test_items):
-                source = _source_name(task["test_source"])
-                raise ValueError(f"split.n_test {split['n_test']} is more than the "
-                                 f"{len(test_items)} items of the test source")
-            if split.get("n_test"):  # a seeded sample: test files are often sorted by label
-                test_items = random.Random(split["seed"]).sample(test_items, split["n_test"])
-            parts["test"] = test_items
-        else:
-            parts = split_labelled(pool, split["seed"], split["n_train"], split["n_dev"],
-                                   split.get("n_test"))
-    except ValueError as err:
-        raise InputError(source, None, str(err)) from None
-    labels = sorted({item.label for item in pool})
+    parts = textcat_splits(task)
+    for name, items in parts.items():
+        if not items:
+            where = task.get(f"{name}_source", task["source"])
+            raise InputError(_source_name(where), None, f"no {name} examples")
+    labels = sorted({item.label for items in parts.values() for item in items})
     if len(labels) < 2:
-        raise InputError(source, None,
+        raise InputError(_source_name(task["source"]), None,
                          f"a text classification task needs ≥ 2 labels, found {labels}")
+    unseen = sorted({item.label for name in ("dev", "test") for item in parts[name]}
+                    - {item.label for item in parts["train"]})
+    if unseen:
+        raise InputError(_source_name(task["source"]), None,
+                         f"labels {unseen} appear in dev or test but not in train")
     docs = {name: textcat_docs(items, labels, task.get("max_words"))
             for name, items in parts.items()}
     meta = {"type": "textcat", "labels": labels}
@@ -109,10 +143,12 @@ def build_textcat_task(task: dict, out_dir: str | Path) -> dict:
 
 
 def _read_splits(task: dict, read_docs) -> dict[str, list[Doc]]:  # noqa: ANN001
-    """Docs of each split from its own file, the first `limits[split]` of them."""
+    """Docs of each split from its own file; with `limits`, a seeded sample of
+    `limits[split]` of them (`limits.seed`, 0 by default), in file order."""
     source, limits = task["source"], task.get("limits", {})
     nlp = spacy.blank("en")
-    splits = {name: list(islice(read_docs(source[name], nlp), limits.get(name)))
+    splits = {name: seeded_sample(list(read_docs(source[name], nlp)), limits.get(name),
+                                  limits.get("seed", 0))
               for name in SPLITS}
     for name, docs in splits.items():
         if not docs:
@@ -151,21 +187,22 @@ def jsonl_span_docs(path: str | Path, nlp) -> Iterator[Doc]:  # noqa: ANN001
         yield doc
 
 
-def ner_docs(path: str | Path, fmt: str, nlp) -> Iterator[Doc]:  # noqa: ANN001
+def ner_docs(path: str | Path, fmt: str, nlp,  # noqa: ANN001
+             separator: str | None = None) -> Iterator[Doc]:
     """Docs with gold entities from a file in one of the NER formats."""
     if fmt == "jsonl_spans":
         yield from jsonl_span_docs(path, nlp)
     elif fmt == "docbin":
         yield from DocBin().from_disk(path).get_docs(nlp.vocab)
     else:
-        yield from (ner_doc(nlp.vocab, s) for s in ner_sentences(path, fmt))
+        yield from (ner_doc(nlp.vocab, s) for s in ner_sentences(path, fmt, separator))
 
 
 def build_ner_task(task: dict, out_dir: str | Path) -> dict:
     """Write DocBins for an NER task from per-split files (CoNLL-2003, WNUT-17, JSON lines
     with character spans, or spaCy DocBins)."""
-    fmt = task["source"]["format"]
-    docs = _read_splits(task, lambda path, nlp: ner_docs(path, fmt, nlp))
+    fmt, separator = task["source"]["format"], task["source"].get("separator")
+    docs = _read_splits(task, lambda path, nlp: ner_docs(path, fmt, nlp, separator))
     labels = sorted({ent.label_ for split in docs.values() for doc in split for ent in doc.ents})
     if not any(doc.ents for doc in docs["train"]):
         raise InputError(task["source"]["train"], None, "no entities in the training examples "

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lmao.fileio import write_json
+
 
 def export_package_path(basedir: str | Path) -> None:
     """Let job scripts import `lmao` from this checkout, in conda envs and on cluster nodes.
@@ -123,6 +125,68 @@ def imported_modules(script: Path, package: Path) -> list[Path]:
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+# Source data is tracked by content: its digest is part of the params of the job that
+# reads it, and the file itself is an ancient() input. A copy, checkout or `touch` of the
+# same bytes then reruns nothing (Snakemake alone would rerun everything downstream of an
+# input newer than its outputs, hours of pre-training for a re-provisioned data folder),
+# and any edit of the bytes reruns exactly the jobs that read them, even one that keeps the
+# old timestamp. Digests are cached by (size, mtime, ctime, inode): a file is hashed once,
+# and again only after something touched it.
+SOURCE_DIGESTS = Path(".snakemake/lmao/source-digests.json")
+LARGE_SOURCE = 256 * 2**20  # bytes; hashing a file this big is announced on stderr
+
+
+def _stat_key(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+
+
+class SourceDigests:
+    """SHA-256 of source files and folders by content, cached on disk by stat."""
+
+    def __init__(self, cache_path: Path = SOURCE_DIGESTS):
+        self.cache_path = cache_path
+        try:
+            self.cache: dict[str, dict] = json.loads(cache_path.read_text())
+        except (OSError, ValueError):
+            self.cache = {}
+        self.changed = False
+
+    def file(self, path: Path) -> str:
+        key = str(path.resolve())
+        stat = _stat_key(path)
+        cached = self.cache.get(key)
+        if cached is not None and cached["stat"] == stat:
+            return cached["sha256"]
+        if stat[0] >= LARGE_SOURCE:
+            print(f"lmao: hashing {path} ({stat[0] / 2**30:.1f} GiB), once per change",
+                  file=sys.stderr)
+        with path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        self.cache[key] = {"stat": stat, "sha256": digest}
+        self.changed = True
+        return digest
+
+    def digest(self, path: str | Path) -> str:
+        """A file's SHA-256, or for a folder the SHA-256 of its files' names and digests."""
+        path = Path(path)
+        if not path.is_dir():
+            return self.file(path)
+        listing = hashlib.sha256()
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            listing.update(f"{file.relative_to(path).as_posix()}\0{self.file(file)}\n".encode())
+        return listing.hexdigest()
+
+    def of(self, paths: dict[str, str]) -> dict[str, str]:
+        """{config key: digest} for {config key: path}; the cache is saved if it grew."""
+        digests = {key: self.digest(path) for key, path in paths.items()}
+        if self.changed:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(self.cache_path, self.cache)
+            self.changed = False
+        return digests
 
 
 def rule_code(scripts: dict[str, Path], package: Path) -> dict[str, dict[str, str]]:

@@ -5,8 +5,11 @@
 # exact slice of the config its output depends on (Experiment.*_job), and every file it
 # reads is an input, so Snakemake's default triggers (mtime, params, input, code,
 # software-env) rerun exactly the jobs a config or data edit affects, and everything
-# downstream of them. No input is ancient(): after `dvc pull`/`dvc checkout`, `lmao
-# restore` puts timestamps and Snakemake's records back in order instead.
+# downstream of them. Source data files are the one exception to mtime: they are ancient()
+# inputs whose SHA-256 is in the params of the job that reads them (`source_digests`), so
+# new timestamps on the same bytes (a copy, a fresh checkout of the data) rerun nothing.
+# After `dvc pull`/`dvc checkout`, `lmao restore` puts the timestamps of results and
+# Snakemake's records back in order.
 
 import sys
 from pathlib import Path
@@ -27,6 +30,7 @@ from lmao.workflow import (
     finished_jobs,
     read_code_record,
     record_code,
+    SourceDigests,
     workflow_code,
 )
 
@@ -37,13 +41,24 @@ RESULTS = f"results/{EXPERIMENT.name}"
 LOGS = f"logs/{EXPERIMENT.name}"
 
 
+SOURCE_DIGESTS = SourceDigests()
+
+
 def source_inputs(spec, where):
     """The files a config entry reads: its local files and folders (checked to exist; a
-    missing one names its config key) and the `download` folders of downloads/ paths."""
-    inputs = {f"source{i}": path for i, path in enumerate(local_sources(spec, where).values())}
+    missing one names its config key; ancient(), as `source_digests` tracks their content)
+    and the `download` folders of downloads/ paths."""
+    inputs = {f"source{i}": ancient(path)
+              for i, path in enumerate(local_sources(spec, where).values())}
     folders = sorted({download_folder(p) for p in source_paths(spec, where).values()} - {None})
     inputs.update({f"download{i}": folder for i, folder in enumerate(folders)})
     return inputs
+
+
+def source_digests(spec, where):
+    """{config key: SHA-256} of the local files a config entry reads: a job's params, so
+    an edit of the bytes reruns it and a copy or touch of the same bytes does not."""
+    return SOURCE_DIGESTS.of(local_sources(spec, where))
 
 
 def corpus_inputs(wildcards):
@@ -53,6 +68,11 @@ def corpus_inputs(wildcards):
 
 def corpus_params(wildcards):
     return EXPERIMENT.corpus_job(wildcards.corpus)
+
+
+def corpus_source_digests(wildcards):
+    corpus = wildcards.corpus
+    return source_digests(config["corpora"][corpus], f"corpora.{corpus}")
 
 
 def store_dir(corpus):
@@ -77,6 +97,11 @@ def vector_source_inputs(wildcards):
 
 def vectors_params(wildcards):
     return EXPERIMENT.vectors_job(wildcards.table)
+
+
+def vectors_source_digests(wildcards):
+    table = wildcards.table
+    return source_digests(config["vectors"][table], f"vectors.{table}")
 
 
 def vectors_threads(wildcards):
@@ -123,6 +148,13 @@ def task_params(wildcards):
     return EXPERIMENT.task_job(wildcards.task)
 
 
+def task_source_digests(wildcards):
+    spec = EXPERIMENT.tasks()[wildcards.task]
+    if "subset_of" in spec:  # reads its parent task's output, not source files
+        return {}
+    return source_digests(spec, f"tasks.{wildcards.task}")
+
+
 def finetune_inputs(wildcards):
     """The task data, plus the checkpoint and input vectors this init needs."""
     inputs = {"task": f"{RESULTS}/tasks/{wildcards.task}"}
@@ -148,7 +180,7 @@ def finetune_logs():
     they apply) × sample × seed (each its own job, so a cluster runs them side by side)."""
     return [
         f"{RESULTS}/finetune/{task}/{init.run}/words-{init.words}/sample-{sample}/seed-{seed}.jsonl"
-        for task in EXPERIMENT.tasks()
+        for task in EXPERIMENT.trained_tasks()
         for init in EXPERIMENT.inits_for(task)
         for sample in range(EXPERIMENT.n_samples())
         for seed in config["finetune"]["seeds"]

@@ -21,6 +21,7 @@ rule tokenize_corpus:
         store=directory(f"{RESULTS}/corpora/{{corpus}}"),
     params:
         corpus=corpus_params,
+        source_digests=corpus_source_digests,
     threads: 2  # tokenizer processes
     log:
         f"{LOGS}/tokenize/{{corpus}}.log",

@@ -9,6 +9,7 @@ rule build_task:
         task=directory(f"{RESULTS}/tasks/{{task}}"),
     params:
         task=task_params,
+        source_digests=task_source_digests,
     log:
         f"{LOGS}/tasks/{{task}}.log",
     conda:

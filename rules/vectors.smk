@@ -8,6 +8,7 @@ rule vectors:
         table=directory(f"{RESULTS}/vectors/{{table}}"),
     params:
         spec=vectors_params,
+        source_digests=vectors_source_digests,
     threads: vectors_threads
     log:
         f"{LOGS}/vectors/{{table}}.log",

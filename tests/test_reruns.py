@@ -143,6 +143,20 @@ def test_touching_a_data_file_without_changing_it_reruns_nothing(finished_run, t
         assert planned(path, config) == set()
 
 
+def test_an_edit_that_keeps_the_old_timestamp_still_reruns_that_task(finished_run,
+                                                                     test_config):
+    """Source files are tracked by content, not by timestamp alone."""
+    path, config = test_config
+    if "wnut17" not in config["tasks"]:
+        pytest.skip("needs WNUT-17 in the shared data")
+    train = path.parent / config["tasks"]["wnut17"]["source"]["train"]
+    before = train.stat()
+    with edited_file(train, gzip.compress(b"one\tO\nmore\tO\n\n")):
+        os.utime(train, ns=(before.st_atime_ns, before.st_mtime_ns))
+        jobs = planned(path, config)
+    assert jobs == {("build_task", "tasks/wnut17")} | finetunes(config, task="wnut17") | REPORT
+
+
 def test_a_vectors_source_reruns_the_table_and_all_that_uses_it(finished_run, test_config,
                                                                tmp_path):
     def edit(config):

@@ -58,12 +58,32 @@ def test_ud_task_keeps_gold_trees(tmp_path):
                                      "test": str(dev)}, "limits": {"train": 30, "dev": 10}}
     meta = build_task(task, tmp_path / "ud")
     assert meta["sizes"] == {"train": 30, "dev": 10, "test": 2001}
-    docs = list(DocBin().from_disk(tmp_path / "ud" / "dev.spacy").get_docs(
+    docs = list(DocBin().from_disk(tmp_path / "ud" / "test.spacy").get_docs(
         spacy.blank("en").vocab))
     first = docs[0]
     assert [t.text for t in first] == ["From", "the", "AP", "comes", "this", "story", ":"]
     assert [t.head.i for t in first] == [2, 2, 3, 3, 5, 3, 3]
     assert first[3].dep_ == "ROOT" and first[0].pos_ == "ADP"
+
+
+def test_limits_take_a_seeded_sample_in_file_order(tmp_path):
+    dev = shared_data("ud_english_ewt", "en_ewt-ud-dev.conllu.gz")
+    vocab = spacy.blank("en").vocab
+
+    def dev_texts(limits: dict, name: str) -> list[str]:
+        task = {"type": "ud", "source": {"format": "conllu", "train": str(dev),
+                                         "dev": str(dev), "test": str(dev)}, "limits": limits}
+        build_task(task, tmp_path / name)
+        return [doc.text for doc in DocBin().from_disk(tmp_path / name / "dev.spacy")
+                .get_docs(vocab)]
+
+    everything = dev_texts({}, "all")
+    first, again = dev_texts({"dev": 20}, "a"), dev_texts({"dev": 20}, "b")
+    other = dev_texts({"dev": 20, "seed": 1}, "c")
+    assert first == again != other and len(first) == len(other) == 20
+    assert first != everything[:20]  # not the head of the file
+    positions = [everything.index(text) for text in first]
+    assert positions == sorted(positions)
 
 
 def test_ner_from_jsonl_spans_and_docbins(tmp_path):
