@@ -99,6 +99,10 @@ def _iter_texts(source: dict) -> Iterator[str]:
         yield from text_lines(source["path"])
     elif kind == "jsonl":
         yield from jsonl_texts(source["path"], source.get("field", "text"))
+    elif kind in ("csv", "tsv"):
+        rows = delimited_rows(source["path"], "," if kind == "csv" else "\t",
+                              [source.get("field", "text")], source.get("encoding", "utf-8"))
+        yield from (text for _line, (text,) in rows if text)
     elif kind == "acl_imdb":
         for split in source.get("splits", ["train", "unsup"]):
             yield from (review.text for review in acl_imdb_reviews(source["path"], split))
@@ -190,6 +194,26 @@ def fasttext_labelled_lines(
     return items
 
 
+def genre_passages(per_label: int = 400, words: int = 40) -> list[LabelledText]:
+    """The demo's second task, made from gensim's English texts: is a passage of `words`
+    words from Wikipedia or from the news (the Lee corpus)? `per_label` passages of each,
+    spread evenly over the texts so that no few articles dominate."""
+    def passages(texts: Iterator[str]) -> list[str]:
+        cut = []
+        for text in texts:
+            tokens = text.split()
+            cut.extend(" ".join(tokens[i : i + words])
+                       for i in range(0, len(tokens) - words + 1, words))
+        if len(cut) < per_label:
+            raise ValueError(f"only {len(cut)} passages of {words} words")
+        return cut[:: len(cut) // per_label][:per_label]
+
+    news = passages(text_lines(gensim_test_data() / "lee_background.cor"))
+    wiki = passages(wiki_paragraphs())
+    return [LabelledText(text, "news") for text in news] + [
+        LabelledText(text, "wikipedia") for text in wiki]
+
+
 def label_text_lines(path: str | Path, encoding: str = "utf-8") -> list[LabelledText]:
     """Lines like `pos text ...`: the label, whitespace, the text."""
     items = []
@@ -220,24 +244,21 @@ def jsonl_labelled(path: str | Path, text_field: str = "text", label_field: str 
     return items
 
 
-def delimited_labelled(path: str | Path, delimiter: str, text_field: str = "text",
-                       label_field: str = "label", encoding: str = "utf-8"
-                       ) -> list[LabelledText]:
-    """CSV or TSV rows under a header row that names the text and label columns (other
-    columns are ignored; a quoted field may span lines). Errors name the row's first line."""
+def delimited_rows(path: str | Path, delimiter: str, fields: list[str],
+                   encoding: str = "utf-8") -> Iterator[tuple[int, list[str]]]:
+    """(first line, values of `fields`) for each row of a CSV or TSV file whose header row
+    names the columns (other columns are ignored; a quoted field may span lines)."""
     kind = "TSV" if delimiter == "\t" else "CSV"
-    items: list[LabelledText] = []
     row_start = 1
     with open_binary(path) as raw, io.TextIOWrapper(raw, encoding=encoding, newline="") as text:
         reader = csv.reader(text, delimiter=delimiter)
         try:
             header = [name.strip().lstrip("\ufeff") for name in next(reader, [])]
-            missing = [name for name in (text_field, label_field) if name not in header]
+            missing = [name for name in fields if name not in header]
             if missing:
                 raise InputError(path, 1, f"no column {missing[0]!r} in the header row "
-                                 f"{header} (the task's text_field and label_field name the "
-                                 "columns)")
-            text_at, label_at = header.index(text_field), header.index(label_field)
+                                 f"{header} (the config's field names pick the columns)")
+            at = [header.index(name) for name in fields]
             row_start = reader.line_num + 1
             for row in reader:
                 line_no, row_start = row_start, reader.line_num + 1
@@ -246,15 +267,23 @@ def delimited_labelled(path: str | Path, delimiter: str, text_field: str = "text
                 if len(row) != len(header):
                     raise InputError(path, line_no, f"{len(row)} fields, the header has "
                                      f"{len(header)} (an unquoted {kind} delimiter in a text?)")
-                body, label = row[text_at].strip(), row[label_at].strip()
-                if not body or not label:
-                    empty = text_field if not body else label_field
-                    raise InputError(path, line_no, f"empty {empty!r}")
-                items.append(LabelledText(body, label))
+                yield line_no, [row[i].strip() for i in at]
         except csv.Error as err:
             raise InputError(path, row_start, f"malformed {kind} ({err})") from None
         except UnicodeDecodeError as err:
             raise InputError(path, row_start, f"invalid {encoding} ({err.reason})") from None
+
+
+def delimited_labelled(path: str | Path, delimiter: str, text_field: str = "text",
+                       label_field: str = "label", encoding: str = "utf-8"
+                       ) -> list[LabelledText]:
+    """Labelled texts from the named columns of a CSV or TSV file."""
+    items = []
+    for line_no, (body, label) in delimited_rows(path, delimiter, [text_field, label_field],
+                                                 encoding):
+        if not body or not label:
+            raise InputError(path, line_no, f"empty {text_field if not body else label_field!r}")
+        items.append(LabelledText(body, label))
     return items
 
 
@@ -291,6 +320,8 @@ def _iter_labelled(source: dict) -> list[LabelledText]:
         return list(acl_imdb_reviews(source["path"], source.get("split", "train")))
     if kind == "gensim_newsgroups":
         return newsgroup_posts(source.get("path"))
+    if kind == "gensim_genre":
+        return genre_passages()
     if kind == "gensim_polarity":  # gensim's copy of the Pang & Lee sentences is cp1252
         return fasttext_labelled_lines(gensim_test_data() / "pang_lee_polarity.cor", "cp1252")
     if kind == "fasttext":
@@ -346,7 +377,8 @@ def conll_sentences(
             continue
         cells = line.split(separator)
         if len(cells) < 2:
-            hint = " (space-separated? that is format conll2003)" if (
+            other = "separator: space" if columns == 2 else "format conll2003"
+            hint = f" (space-separated? that is {other})" if (
                 separator == "\t" and len(line.split()) >= 2) else ""
             raise InputError(path, line_no, f"expected a token and a tag ({shape}){hint}")
         if columns is not None and len(cells) != columns:

@@ -1,7 +1,7 @@
 import json
 
 from lmao.encoder import EncoderSettings
-from lmao.finetune import finetune
+from lmao.finetune import finetune, train_words
 from lmao.tasks import build_task
 
 ENCODER = EncoderSettings(width=16, depth=1, rows=[300, 50, 100, 100])
@@ -116,3 +116,20 @@ def test_patience_stops_a_run_whose_dev_score_stops_improving(tmp_path):
     full = finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.0}, 0, 4,
                     tmp_path / "full.jsonl", patience=0)
     assert [r["epoch"] for r in full if r["split"] == "dev"] == [1, 2, 3, 4]
+
+
+def test_a_small_training_set_gets_smaller_batches_and_the_demo_genre_task_learns(tmp_path):
+    """The updates-per-epoch floor: 200 passages of 40 words in 1,000-word batches would be
+    ~9 updates an epoch; with the default floor of 50 the batches hold ~180 tokens."""
+    task = {"type": "textcat", "source": {"type": "gensim_genre"},
+            "split": {"seed": 0, "n_train": 200, "n_dev": 100, "n_test": 200}}
+    build_task(task, tmp_path / "task")
+    rows = finetune("textcat", tmp_path / "task", ENCODER, {}, 0, 3, tmp_path / "a.jsonl",
+                    textcat="bow")
+    words = train_words(tmp_path / "task" / "train.spacy")
+    assert 200 * 40 <= words < 1000 * 12  # whitespace words plus punctuation
+    assert {row["batch_words"] for row in rows} == {words // 50}
+    assert max(row["scores"]["accuracy"] for row in rows if row["split"] == "dev") > 0.8
+    unfloored = finetune("textcat", tmp_path / "task", ENCODER, {"min_updates_per_epoch": 0},
+                         0, 1, tmp_path / "b.jsonl", textcat="bow")
+    assert unfloored[0]["batch_words"] == 1000
