@@ -44,8 +44,9 @@ def slurm_env(tmp_path_factory) -> dict[str, str]:
 
 
 def local_profile(folder: Path) -> Path:
-    """profiles/slurm adapted to the one-node cluster: its partition, no GPU, two CPUs,
-    and squeue for job status (no accounting daemon, so no sacct)."""
+    """profiles/slurm adapted to the one-node cluster: its partition, no GPU, two CPUs
+    (fine-tunes submitted two to a job), and squeue for job status (no accounting daemon,
+    so no sacct)."""
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     cpus = os.cpu_count() or 1
     profile["default-resources"].update(slurm_partition="debug", mem_mb=1500)
@@ -53,6 +54,8 @@ def local_profile(folder: Path) -> Path:
         resources.pop("gpu", None)
         resources.update(slurm_partition="debug", mem_mb=2000)
     profile["set-threads"] = {rule: min(n, cpus) for rule, n in profile["set-threads"].items()}
+    profile["set-threads"]["finetune"] = 1  # a group job runs 2 fine-tunes on the 2 CPUs
+    profile["group-components"] = {"finetunes": 2}
     profile.update({"slurm-status-command": "squeue", "slurm-init-seconds-before-status-checks": 2,
                     "seconds-between-status-checks": 2, "jobs": 4, "latency-wait": 5})
     folder.mkdir(parents=True)
@@ -94,9 +97,10 @@ def test_the_slurm_profile_runs_real_jobs_that_match_a_local_run(slurm_env, fini
     states = [line.split()[1] for line in accounted if line.strip()]
     slurm_logs = list((on_slurm / "logs" / "slurm").rglob("*.log"))
     assert states and set(states) == {"COMPLETED"}, accounted
-    assert len(slurm_logs) >= len(states) >= 10
+    assert len(slurm_logs) >= len(states) >= 8
     rules = {p.relative_to(on_slurm / "logs" / "slurm").parts[0] for p in slurm_logs}
-    assert {"rule_pretrain", "rule_finetune"} <= rules
+    assert "rule_pretrain" in rules and "rule_finetune" not in rules, rules
+    assert any("finetunes" in rule for rule in rules), rules  # fine-tunes went in groups
     assert "rule_report" not in rules  # a localrule: it runs where Snakemake runs
 
     # same code, config and seeds on CPU: the very same checkpoints and scores as locally

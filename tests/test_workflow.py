@@ -29,6 +29,11 @@ def test_dry_run_through_the_slurm_profile(test_config):
     assert int(stats["finetune"]) == n_finetune
     assert int(stats["pretrain"]) == sum(len(spec["checkpoints"])
                                          for spec in config["pretrain"].values())
+    # fine-tunes go to SLURM 8 to a job, not one job each
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    per_job = profile["group-components"]["finetunes"]
+    groups = re.findall(r"^.*Group job finetunes", result.stdout, flags=re.M)
+    assert per_job == 8 and len(groups) == -(-n_finetune // per_job)
 
 
 def test_search_samples_are_separate_jobs(test_config, tmp_path):
