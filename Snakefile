@@ -2,7 +2,7 @@
 # Read top to bottom: corpora → vectors → pretrain → tasks → finetune → report (→ decode).
 # Default config: config/config.yaml (the study); the demo: --configfile config/demo.yaml.
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 from lmao.experiment import check_sources, validate_config
 
@@ -16,11 +16,10 @@ if not workflow.overwrite_configfiles:
 
 
 # The same checks as `lmao check-config`, before any job runs, with errors that name the
-# key path (and every source file the config reads must exist); then Snakemake's validate,
-# for the schema's defaults.
+# key path (and every source file the config reads must exist); validate_config also fills
+# in the schema's defaults (with Snakemake's validate), as it does for the lmao commands.
 validate_config(config)
 check_sources(config)
-validate(config, "lmao/schemas/config.schema.yaml")
 
 
 report: "report/workflow.rst"

@@ -95,7 +95,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
                     labels={"task": args.task, "task_type": experiment.task_type(args.task),
                             "pretrain_run": run, "words": args.words, "sample": 0,
                             "seed": args.seed},
-                    patience=experiment.config["finetune"].get("patience", 0))
+                    patience=experiment.config["finetune"]["patience"])
     for row in rows:
         print(json.dumps(row["scores"]))
 

@@ -85,8 +85,11 @@ def load_config(path: str | Path, check_files: bool = True) -> dict[str, Any]:
 
 def validate_config(config: Any) -> None:
     """The schema, then the cross-references; a failure names the key path and what the
-    schema allows there (one validation path for `lmao check-config` and Snakemake)."""
+    schema allows there. Then the schema's defaults are filled in, in place, by Snakemake's
+    own `validate`, so `lmao` commands and the workflow see the same settings (one
+    validation path, one source of defaults: the schema)."""
     import jsonschema
+    from snakemake.utils import validate
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(config))
@@ -94,6 +97,7 @@ def validate_config(config: Any) -> None:
         error = max(errors, key=jsonschema.exceptions.relevance)
         raise ConfigError(describe_schema_error(error)) from None
     check_references(config)
+    validate(config, str(SCHEMA_PATH), set_default=True)
 
 
 def describe_schema_error(error: Any) -> str:
@@ -396,7 +400,7 @@ class Experiment:
         spec = self.config["parsers"][parser]
         return canonical({"encoder": self.encoder().to_dict(),
                           "hyperparameters": self.config["finetune"].get("hyperparameters", {}),
-                          "epochs": spec.get("epochs", 10), "seed": spec.get("seed", 0)})
+                          "epochs": spec["epochs"], "seed": spec["seed"]})
 
     def pretrain_job(self, run: str, words: int) -> dict[str, Any]:
         """Settings (encoder included) and the checkpoints up to `words`: the job trains from
@@ -422,7 +426,7 @@ class Experiment:
             "encoder": None if run == "bow" else self.encoder(run).to_dict(),
             "hyperparameters": self.hyperparameters(sample),
             "epochs": self.config["finetune"]["epochs"],
-            "patience": self.config["finetune"].get("patience", 0),
+            "patience": self.config["finetune"]["patience"],
             "multitask": self.multitask().get(run),
             "labels": {"task": task, "task_type": spec["type"],
                        "base_task": spec.get("subset_of", task), "pretrain_run": run,

@@ -238,10 +238,10 @@ def demo_config() -> dict:
 
 
 @pytest.mark.parametrize(("edit", "message"), [
-    (lambda c: c["tasks"]["polarity"]["source"].update(type="polarity"),
-     r"at tasks.polarity.source.type: 'polarity' is not one of \["),
-    (lambda c: c["tasks"]["polarity"].update(type="sentiment"),
-     r"at tasks.polarity: expected type one of \['ner', 'textcat', 'ud'\]"),
+    (lambda c: c["tasks"]["genre"]["source"].update(type="genres"),
+     r"at tasks.genre.source.type: 'genres' is not one of \["),
+    (lambda c: c["tasks"]["genre"].update(type="sentiment"),
+     r"at tasks.genre: expected type one of \['ner', 'textcat', 'ud'\]"),
     (lambda c: c["vectors"]["demo_floret"].update(text={"path": "glove.txt"}),
      r"at vectors.demo_floret: expected exactly one of the keys \["),
     (lambda c: c["tasks"]["newsgroups"].update(train_sizes=[500]),
