@@ -143,6 +143,20 @@ def test_touching_a_data_file_without_changing_it_reruns_nothing(finished_run, t
         assert planned(path, config) == set()
 
 
+def test_a_fresh_copy_of_a_large_data_file_reruns_nothing(finished_run, test_config):
+    """New timestamps on the same bytes (a copy to scratch, a re-provisioned data folder):
+    Snakemake compares checksums only below 1 MB; source files are tracked by content."""
+    path, config = test_config
+    if "ud_ewt" not in config["tasks"]:
+        pytest.skip("needs UD English EWT in the shared data")
+    train = path.parent / config["tasks"]["ud_ewt"]["source"]["train"]
+    assert train.stat().st_size > 2**20
+    data = train.read_bytes()
+    train.unlink()
+    train.write_bytes(data)  # a new file: new inode, mtime and ctime
+    assert planned(path, config) == set()
+
+
 def test_an_edit_that_keeps_the_old_timestamp_still_reruns_that_task(finished_run,
                                                                      test_config):
     """Source files are tracked by content, not by timestamp alone."""
