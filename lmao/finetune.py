@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -199,8 +200,8 @@ def apply_gradients(nlp, optimizer: Optimizer, encoder_optimizer: ScaledOptimize
 
 
 def evaluate(task_type: str, nlp, examples: list[Example]) -> dict[str, float]:
-    """Dev metrics from one prediction pass: accuracy and macro F (textcat), P/R/F (NER),
-    POS accuracy, UAS and LAS (UD)."""
+    """Dev metrics from one prediction pass: accuracy, macro F and the majority-class rate
+    (textcat), P/R/F (NER), POS accuracy, UAS and LAS (UD)."""
     predicted = nlp.pipe(_unannotated(nlp.vocab, eg.reference) for eg in examples)
     scored = [Example(doc, eg.reference) for doc, eg in zip(predicted, examples, strict=True)]
     scores = {}
@@ -212,8 +213,11 @@ def evaluate(task_type: str, nlp, examples: list[Example]) -> dict[str, float]:
             == max(eg.reference.cats, key=eg.reference.cats.get)
             for eg in scored
         )
+        gold = Counter(max(eg.reference.cats, key=eg.reference.cats.get) for eg in scored)
         return {"accuracy": correct / max(len(scored), 1),
-                "macro_f": float(scores["cats_macro_f"] or 0.0)}
+                "macro_f": float(scores["cats_macro_f"] or 0.0),
+                # what always guessing the most frequent label scores: the floor to beat
+                "majority_class": max(gold.values(), default=0) / max(len(scored), 1)}
     if task_type == "ud":
         return {"pos_acc": float(scores["tag_acc"] or 0.0),
                 "uas": float(scores["dep_uas"] or 0.0), "las": float(scores["dep_las"] or 0.0)}

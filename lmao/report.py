@@ -516,6 +516,11 @@ def held_out_markdown(table: pd.DataFrame) -> str:
         std = values.std(ddof=1) if len(values) > 1 else float("nan")
         lines.append(f"| {task} | {Init(run, int(words)).label} | {group['sample'].iloc[0]} | "
                      f"{values.mean():.1f} ± {std:.1f} | {len(values)} |")
+    majority = table[(table["split"] == "test") & (table["metric"] == "majority_class")]
+    if not majority.empty:
+        rates = majority.groupby("task")["value"].first() * 100
+        lines += ["", "Always guessing the most frequent label scores, on test: " + ", ".join(
+            f"{task} {rate:.1f}%" for task, rate in rates.items()) + "."]
     comparisons = _paired(chosen, ["task", "seed"])
     if not comparisons.empty:
         lines += ["", "## Test split, paired with no pre-training by seed, points", "",

@@ -130,6 +130,7 @@ def test_a_small_training_set_gets_smaller_batches_and_the_demo_genre_task_learn
     assert 200 * 40 <= words < 1000 * 12  # whitespace words plus punctuation
     assert {row["batch_words"] for row in rows} == {words // 50}
     assert max(row["scores"]["accuracy"] for row in rows if row["split"] == "dev") > 0.8
+    assert all(0.5 <= row["scores"]["majority_class"] < 0.6 for row in rows)  # ~balanced
     unfloored = finetune("textcat", tmp_path / "task", ENCODER, {"min_updates_per_epoch": 0},
                          0, 1, tmp_path / "b.jsonl", textcat="bow")
     assert unfloored[0]["batch_words"] == 1000

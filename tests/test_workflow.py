@@ -111,6 +111,11 @@ def test_the_reference_model_sits_in_the_grid_and_is_compared(finished_run):
     assert (reference["n"] == len(config["finetune"]["seeds"])).all()
     text = (results / "table.md").read_text()
     assert "## The best pre-trained init against the best reference model" in text
+    # beside the scores, the floor a classifier must beat: always the most frequent label
+    test = scores[(scores["split"] == "test") & (scores["task"] == "polarity")]
+    majority = test[test["metric"] == "majority_class"]["value"]
+    assert majority.nunique() == 1 and 0.5 <= majority.iloc[0] <= 1
+    assert f"polarity {majority.iloc[0] * 100:.1f}%" in text
 
 
 @pytest.mark.slow
