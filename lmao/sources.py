@@ -367,7 +367,8 @@ def conll_sentences(
     if columns == 2:
         shape = "token<TAB>tag" if separator == "\t" else "token tag, space-separated"
     for line_no, raw in read_lines(path):
-        line = raw.replace("\ufeff", "")  # WNUT-17 has a stray line that is only a BOM
+        # WNUT-17 has a stray line that is only a BOM; trailing blanks are not a column
+        line = raw.replace("\ufeff", "").rstrip()
         if not line.strip():
             if words:
                 yield TaggedSentence(words, tags)

@@ -102,6 +102,14 @@ def test_word_tag_files_with_tabs_or_spaces_read_alike(tmp_path):
     assert any(tag != "O" for s in tabbed for tag in s.tags)
 
 
+def test_word_tag_takes_windows_line_ends_and_trailing_blanks(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_bytes(b"EU\tB-ORG \r\nrejects\tO\t\r\n\r\nGerman\tB-MISC\r\n")
+    sentences = list(ner_sentences(str(path), "word_tag", "tab"))
+    assert [(s.words, s.tags) for s in sentences] == [(["EU", "rejects"], ["B-ORG", "O"]),
+                                                      (["German"], ["B-MISC"])]
+
+
 def test_word_tag_refuses_a_third_column(tmp_path):
     conll = [line for _, line in read_lines(shared_data("conll2003", "eng.testa.gz"))][:40]
     path = tmp_path / "testa.txt"
