@@ -85,11 +85,10 @@ def load_config(path: str | Path, check_files: bool = True) -> dict[str, Any]:
 
 def validate_config(config: Any) -> None:
     """The schema, then the cross-references; a failure names the key path and what the
-    schema allows there. Then the schema's defaults are filled in, in place, by Snakemake's
-    own `validate`, so `lmao` commands and the workflow see the same settings (one
-    validation path, one source of defaults: the schema)."""
+    schema allows there. Then the schema's defaults are filled in, in place, so `lmao`
+    commands and the workflow see the same settings (one validation path, one source of
+    defaults: the schema)."""
     import jsonschema
-    from snakemake.utils import validate
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(config))
@@ -97,7 +96,27 @@ def validate_config(config: Any) -> None:
         error = max(errors, key=jsonschema.exceptions.relevance)
         raise ConfigError(describe_schema_error(error)) from None
     check_references(config)
-    validate(config, str(SCHEMA_PATH), set_default=True)
+    fill_defaults(config, schema)
+
+
+def fill_defaults(config: Any, schema: dict) -> None:
+    """Set every `default` the schema names where the config leaves it out: the recipe of
+    jsonschema's FAQ, which `snakemake.utils.validate(set_default=True)` also uses, so the
+    filled config is the one Snakemake's validate would give (job scripts need no
+    Snakemake for this)."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):  # noqa: ANN001, ANN202
+        if isinstance(instance, dict):
+            for name, prop in properties.items():
+                if "default" in prop:
+                    instance.setdefault(name, prop["default"])
+        yield from check_properties(validator, properties, instance, subschema)
+
+    jsonschema.validators.extend(base, {"properties": set_defaults})(schema).validate(config)
 
 
 def describe_schema_error(error: Any) -> str:

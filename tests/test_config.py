@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lmao.experiment import ConfigError, Experiment, human, load_config
+from lmao.experiment import ConfigError, Experiment, human, load_config, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,3 +122,18 @@ def test_finetune_checkpoints_pick_the_inits_and_must_be_checkpoints(tmp_path):
     path = edited(tmp_path, lambda c: c["pretrain"]["lmao"].update(finetune_checkpoints=[7000]))
     with pytest.raises(ConfigError, match=r"pretrain\.lmao\.finetune_checkpoints: \[7000\]"):
         load_config(path, check_files=False)
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "test.yaml", "config.yaml", "cluster.yaml"])
+def test_defaults_come_from_the_schema_as_snakemake_fills_them(name):
+    """One source of defaults: the lmao commands see the settings the workflow sees."""
+    import copy
+
+    from snakemake.utils import validate
+
+    ours = yaml.safe_load((REPO / "config" / name).read_text())
+    snakemakes = copy.deepcopy(ours)
+    validate_config(ours)
+    validate(snakemakes, str(REPO / "lmao" / "schemas" / "config.schema.yaml"))
+    assert ours == snakemakes
+    assert "patience" in ours["finetune"]  # a default the schema names
