@@ -143,6 +143,15 @@ def _stat_key(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
 
+def _sha256(path: Path) -> str:
+    size = path.stat().st_size
+    if size >= LARGE_SOURCE:
+        print(f"lmao: hashing {path} ({size / 2**30:.1f} GiB), once per change",
+              file=sys.stderr)
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 class SourceDigests:
     """SHA-256 of source files and folders by content, cached on disk by stat."""
 
@@ -154,30 +163,38 @@ class SourceDigests:
             self.cache = {}
         self.changed = False
 
-    def file(self, path: Path) -> str:
+    def _cached(self, path: Path, stat: object, compute) -> str:  # noqa: ANN001
         key = str(path.resolve())
-        stat = _stat_key(path)
         cached = self.cache.get(key)
         if cached is not None and cached["stat"] == stat:
             return cached["sha256"]
-        if stat[0] >= LARGE_SOURCE:
-            print(f"lmao: hashing {path} ({stat[0] / 2**30:.1f} GiB), once per change",
-                  file=sys.stderr)
-        with path.open("rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        digest = compute()
         self.cache[key] = {"stat": stat, "sha256": digest}
         self.changed = True
         return digest
 
+    def file(self, path: Path) -> str:
+        return self._cached(path, _stat_key(path), lambda: _sha256(path))
+
     def digest(self, path: str | Path) -> str:
-        """A file's SHA-256, or for a folder the SHA-256 of its files' names and digests."""
+        """A file's SHA-256, or for a folder the SHA-256 of its files' names and digests
+        (cached as one entry, keyed by all its files' stats: an unpacked aclImdb folder
+        has 100,000 files)."""
         path = Path(path)
         if not path.is_dir():
             return self.file(path)
-        listing = hashlib.sha256()
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            listing.update(f"{file.relative_to(path).as_posix()}\0{self.file(file)}\n".encode())
-        return listing.hexdigest()
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        names = [file.relative_to(path).as_posix() for file in files]
+        stats = hashlib.sha256(json.dumps([[name, *_stat_key(file)] for name, file
+                                           in zip(names, files, strict=True)]).encode())
+
+        def listing() -> str:
+            digest = hashlib.sha256()
+            for name, file in zip(names, files, strict=True):
+                digest.update(f"{name}\0{_sha256(file)}\n".encode())
+            return digest.hexdigest()
+
+        return self._cached(path, stats.hexdigest(), listing)
 
     def of(self, paths: dict[str, str]) -> dict[str, str]:
         """{config key: digest} for {config key: path}; the cache is saved if it grew."""

@@ -62,6 +62,7 @@ def test_a_folder_digest_follows_its_files_names_and_bytes(tmp_path):
     renamed = digests.digest(folder)
     (folder / "a" / "y.conll").write_text("w B-PER\n")
     assert len({first, renamed, digests.digest(folder)}) == 3
+    assert list(digests.cache) == [str(folder.resolve())]  # one entry, not one per file
 
 
 def test_an_unreadable_cache_is_rebuilt(tmp_path, source):
