@@ -84,8 +84,9 @@ def seeded_sample(items: list, n: int | None, seed: int) -> list:
     return [items[i] for i in sorted(random.Random(seed).sample(range(len(items)), n))]
 
 
-def textcat_splits(task: dict) -> dict[str, list[LabelledText]]:
-    """Train, dev and test items of a text classification task.
+def textcat_splits(task: dict) -> tuple[dict[str, list[LabelledText]], set[str]]:
+    """Train, dev and test items of a text classification task, and the labels of its
+    training source (all of them are the model's labels, drawn into a split or not).
 
     `source` is the training pool. Dev and test come from their own files (`dev_source`,
     `test_source`: a seeded sample of `split.n_dev`/`n_test` of them, or all) or are carved
@@ -117,17 +118,17 @@ def textcat_splits(task: dict) -> dict[str, list[LabelledText]]:
         if wanted is not None:  # a seeded sample, drawn as before dev files existed
             items = random.Random(seed).sample(items, wanted)
         parts[name] = items
-    return parts
+    return parts, {item.label for item in pool}
 
 
 def build_textcat_task(task: dict, out_dir: str | Path) -> dict:
     """Write train/dev/test DocBins for a text classification task config."""
-    parts = textcat_splits(task)
+    parts, pool_labels = textcat_splits(task)
     for name, items in parts.items():
         if not items:
             where = task.get(f"{name}_source", task["source"])
             raise InputError(_source_name(where), None, f"no {name} examples")
-    labels = sorted({item.label for items in parts.values() for item in items})
+    labels = sorted(pool_labels | {item.label for items in parts.values() for item in items})
     if len(labels) < 2:
         raise InputError(_source_name(task["source"]), None,
                          f"a text classification task needs ≥ 2 labels, found {labels}")
