@@ -105,7 +105,10 @@ def vectors_source_digests(wildcards):
 
 
 def vectors_threads(wildcards):
-    return config["vectors"][wildcards.table].get("train", {}).get("threads", 1)
+    """floret's threads for a trained table (the schema's default is filled in); 1 for an
+    imported one."""
+    spec = config["vectors"][wildcards.table]
+    return spec["train"]["threads"] if "train" in spec else 1
 
 
 def parser_task(wildcards):
