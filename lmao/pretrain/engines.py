@@ -84,12 +84,14 @@ def _find(model: Model, what: str, test) -> Model:  # noqa: ANN001
 @dataclass
 class EmbedLayers:
     """The layers of spaCy's MultiHashEmbed, found by name (not position): the
-    concatenated hash embeddings, the static vectors' projection (or None), and the maxout
-    that mixes them."""
+    concatenated hash embeddings, the static vectors' projection (or None), the maxout and
+    layer norm that mix them (a function of the type alone) and the dropout after that
+    (per token; None if the mixer has none)."""
 
     hashed: Model
     static: Model | None
     mixer: Model
+    mixer_dropout: Model | None
 
     @classmethod
     def of(cls, embed: Model) -> EmbedLayers:
@@ -102,7 +104,13 @@ class EmbedLayers:
         statics = [node for node in embed.walk() if node.name == "static_vectors"]
         mixer = _find(embed, "maxout", lambda node: node.name.startswith("with_array(maxout")
                       and len(node.layers) == 1).layers[0]
-        return cls(hashed, statics[0] if statics else None, mixer)
+        dropout = None
+        if mixer.name.endswith(">>dropout") and len(mixer.layers) == 2 \
+                and mixer.layers[1].name == "dropout":  # thinc's Maxout(dropout=...)
+            mixer, dropout = mixer.layers
+        if any("dropout_rate" in node.attrs for node in mixer.walk()):
+            raise NoFastPath(f"a dropout inside the embedding's mixer {mixer.name!r}")
+        return cls(hashed, statics[0] if statics else None, mixer, dropout)
 
 
 def window_blocks(encode: Model) -> list[tuple[int, Model]] | None:
@@ -202,12 +210,13 @@ class FastTok2Vec:
     def _embed(self, host_ids: np.ndarray):  # noqa: ANN202
         """The embedding layer's output for these type ids (host), and its backprop.
 
-        The hash embeddings and the static vectors depend on the type alone (their dropout
-        masks columns, the same for every row), so they run once per distinct type in the
-        batch (a third of the tokens at 3,000 words) and are gathered per token; their
-        gradients are summed per type by one sparse product instead of a scatter-add per
-        token (which on a GPU piles atomic adds onto the rows of frequent words). The
-        maxout that mixes them runs per token, as its dropout is per token."""
+        The hash embeddings, the static vectors and the maxout and layer norm that mix them
+        depend on the type alone (the embeddings' dropout masks columns, the same for every
+        row), so they run once per distinct type in the batch (a third of the tokens at
+        3,000 words) and are gathered per token; only the mixer's dropout, per token, runs
+        on every token. The gradients are summed per type by one sparse product instead of
+        a scatter-add per token (which on a GPU piles atomic adds onto the rows of frequent
+        words)."""
         ops = self.encode.ops
         types, inverse = np.unique(host_ids, return_inverse=True)
         device_types = ops.asarray(types)
@@ -219,10 +228,17 @@ class FastTok2Vec:
             parts.append(projected)
             backprops.append(bp_projected)
         per_type = ops.xp.hstack(parts) if len(parts) > 1 else hashed
-        mixed, bp_mixed = self.layers.mixer(per_type[ops.asarray(inverse)], is_train=True)
+        mixed_types, bp_mixed = self.layers.mixer(per_type, is_train=True)
+        mixed = mixed_types[ops.asarray(inverse)]
+        bp_dropout = None
+        if self.layers.mixer_dropout is not None:
+            mixed, bp_dropout = self.layers.mixer_dropout(mixed, is_train=True)
 
         def backprop(d_mixed: np.ndarray) -> None:
-            d_per_type = _sum_by_type(ops, inverse, len(types)) @ bp_mixed(d_mixed)
+            if bp_dropout is not None:
+                d_mixed = bp_dropout(d_mixed)
+            d_types = _sum_by_type(ops, inverse, len(types)) @ d_mixed
+            d_per_type = bp_mixed(ops.as_contig(d_types))
             start = 0
             for part, bp in zip(parts, backprops, strict=True):
                 bp(ops.as_contig(d_per_type[:, start : start + part.shape[1]]))
