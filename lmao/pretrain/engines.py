@@ -196,6 +196,8 @@ class FastTok2Vec:
         self.features = features.to_device(ops)
         self.vectors = vectors.to_device(ops) if vectors is not None else None
         self.blocks = window_blocks(self.encode)  # None: not a window CNN, run it whole
+        if self.blocks is not None and self.encode.attrs["pad"] < sum(w for w, _ in self.blocks):
+            raise NoFastPath("the encoder's padding is narrower than its receptive field")
         self.needed_rows = needed_rows
 
     def begin_update(self, type_ids: np.ndarray, lengths: list[int], trained=None):  # noqa: ANN001, ANN201
@@ -281,34 +283,27 @@ class FastTok2Vec:
         X = ops.alloc2f(total, mixed.shape[1])
         X[position[tokens]] = mixed
         rows_by_block, backprops = [], []
+        offsets = xp.arange(-window, window + 1)[None, :]
         for (_, layer), need in zip(self.blocks, needed[1:], strict=True):
             rows = xp.flatnonzero(need)
-            windows, valid = _window_rows(xp, rows, window, total)
-            gathered = X[xp.clip(windows, 0, total - 1)] * valid[..., None]
-            hidden, backprop = layer(gathered.reshape(len(rows), -1), is_train=True)
+            windows = rows[:, None] + offsets  # inside X: the pad covers every window
+            hidden, backprop = layer(X[windows].reshape(len(rows), -1), is_train=True)
             X[rows] += hidden  # the residual (X itself is not needed for the backward)
-            rows_by_block.append((rows, windows, valid))
+            rows_by_block.append((rows, windows))
             backprops.append(backprop)
         out_rows = position[trained]
 
         def backprop(d_rows: np.ndarray) -> None:
             dX = ops.alloc2f(total, d_rows.shape[1])
             dX[out_rows] = d_rows
-            for (rows, windows, valid), bp in zip(reversed(rows_by_block), reversed(backprops),
-                                                  strict=True):
+            for (rows, windows), bp in zip(reversed(rows_by_block), reversed(backprops),
+                                           strict=True):
                 d_windows = bp(dX[rows]).reshape(len(rows), 2 * window + 1, -1)
                 for k in range(2 * window + 1):  # unique targets per offset: plain +=
-                    keep = valid[:, k]
-                    dX[windows[keep, k]] += d_windows[keep, k]
+                    dX[windows[:, k]] += d_windows[:, k]
             bp_embed(dX[position[tokens]])
 
         return X[out_rows], backprop
-
-
-def _window_rows(xp, rows, window: int, total: int):  # noqa: ANN001, ANN202
-    """Row indices of each row's window, [row - window, row + window], and which exist."""
-    windows = rows[:, None] + xp.arange(-window, window + 1)[None, :]
-    return windows, (windows >= 0) & (windows < total)
 
 
 class DocTok2Vec:
