@@ -162,6 +162,7 @@ class _Run:
     ops: Ops
     store: TokenStore
     objective: VectorObjective
+    has_target: np.ndarray  # per type, on the host: whether its own form has a vector
     parse: np.ndarray | None
     vocab: Vocab
     fingerprint: dict[str, Any]
@@ -203,8 +204,9 @@ class _Run:
                                     input_types, settings.encoder.attrs, static, needed_rows)
         if note:
             print(f"pretrain: running the Doc engine: {note}", file=sys.stderr)
-        return cls(settings, ops, store, objective, parse, vocab, run_fingerprint, model,
-                   optimizer, Masker(settings.mask_prob, len(store.types), settings.seed),
+        return cls(settings, ops, store, objective, rows_by_type >= 0, parse, vocab,
+                   run_fingerprint, model, optimizer,
+                   Masker(settings.mask_prob, len(store.types), settings.seed),
                    WordStream(store, settings.seed, settings.shuffle, settings.max_doc_length,
                               settings.max_epochs),
                    encoder, note)
@@ -241,6 +243,8 @@ class _Run:
         lengths = [len(s) for s in segments]
         host_ids = stream.gather(self.store.tokens, segments)
         host_inputs, trained = self.masker(host_ids)
+        if trained is not None:  # a token without a target sends no gradient: not computed
+            trained = trained[self.has_target[host_ids[trained]]]
         ids = ops.asarray(host_ids)
         if trained is not None:
             trained = ops.xp.asarray(trained)
