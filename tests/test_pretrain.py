@@ -592,3 +592,41 @@ def test_whole_array_maxout_equals_thincs():
     dY = rng.normal(size=(50, 7)).astype("float32")
     assert np.array_equal(backprop_maxout(np, dY, which, 3),
                           NumpyOps().backprop_maxout(dY, which, 3))
+
+
+
+def test_masked_tokens_without_a_target_are_left_out_with_the_same_update(
+        lee_store, tmp_path, monkeypatch):
+    """Half the types have no target vector: the engine computes only the masked tokens
+    that have one, and (without dropout) trains the very weights it trains when it computes
+    them all."""
+    from lmao.pretrain import loop
+    from lmao.vectors import save_table
+
+    kept = TokenStore(lee_store).types[::2]
+    rng = np.random.default_rng(0)
+    save_table(kept, rng.normal(size=(len(kept), 8)).astype("float32"), tmp_path / "half")
+    build, left_out = loop._Run.build.__func__, []
+
+    def run(name: str, every_type_has_a_target: bool) -> list[dict]:
+        def built(cls, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            made = build(cls, *args, **kwargs)
+            if every_type_has_a_target:  # then every masked token is computed
+                made.has_target[:] = True
+            left_out.append(int((~made.has_target).sum()))
+            return made
+
+        monkeypatch.setattr(loop._Run, "build", classmethod(built))
+        path = pretrain(lee_store, tmp_path / "half",
+                        settings(dropout=0.0, target_lookup="exact"), [2100],
+                        tmp_path / name, progress=False)[0]
+        return checkpoint_params(path)
+
+    filtered, every = run("filtered", False), run("all", True)
+    assert left_out[0] > 1000 and left_out[1] == 0
+    compared = 0
+    for node_filtered, node_every in zip(filtered, every, strict=True):
+        for name, value in node_filtered.items():
+            assert np.allclose(value, node_every[name], atol=1e-6), name
+            compared += 1
+    assert compared > 10
