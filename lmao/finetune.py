@@ -21,10 +21,11 @@ from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, registry
 from spacy.vocab import Vocab
-from thinc.api import Config, Optimizer
+from thinc.api import Config, Ops, Optimizer
 
 from .encoder import EncoderSettings, build_tok2vec, tok2vec_config
 from .fileio import InputError, atomic_dir, atomic_path
+from .finetune_state import EpochStates, run_fingerprint
 from .multitask import AuxiliaryLMAO, AuxiliarySettings
 from .ops import BlasOps, using_ops
 
@@ -300,17 +301,25 @@ def finetune(
     config = training_config(task_type, task_dir, encoder, hp, seed, init_tok2vec, vectors,
                              textcat)
     schedule = (float(hp["encoder_lr_scale"]), int(hp["freeze_encoder_epochs"]))
-    with using_ops(BlasOps(seed=seed)):
+    states = None
+    if auxiliary is None:  # (a multi-task run's unlabelled stream is not saved: it restarts)
+        inputs = [Path(p) for p in (task_dir, init_tok2vec, vectors) if p is not None]
+        states = EpochStates(out_path, run_fingerprint(
+            config, inputs, {"labels": labels, "hp": hp, "epochs": epochs, "patience": patience,
+                             "best_model": best_model_dir is not None}))
+    with using_ops(BlasOps(seed=seed)) as ops:
         return _train(task_type, config, Path(task_dir), seed, (epochs, patience), out_path,
                       labels, Path(best_model_dir) if best_model_dir else None, schedule,
-                      auxiliary)
+                      auxiliary, (states, ops))
 
 
 def _train(task_type: str, config: Config, task_dir: Path, seed: int,  # noqa: PLR0913
            length: tuple[int, int], out_path: str | Path, labels: dict[str, Any] | None,
            best_model_dir: Path | None, schedule: tuple[float, int],
-           auxiliary: AuxiliarySettings | None = None) -> list[dict]:
+           auxiliary: AuxiliarySettings | None = None,
+           resume: tuple[EpochStates | None, Ops] | None = None) -> list[dict]:
     encoder_lr_scale, frozen_epochs = schedule
+    states, ops = resume or (None, None)
     epochs, patience = length
     nlp = init_nlp(config)
     aux = None if auxiliary is None else AuxiliaryLMAO(
@@ -323,14 +332,21 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int,  # noqa: P
     rows: list[dict] = []
     best, best_epoch, best_weights = float("-inf"), 0, b""
     test_path = task_dir / "test.spacy"
+    order = list(range(len(train)))  # shuffled in place each epoch, as the examples were
+    saved = states.restore(nlp, optimizer, ops, rng) if states is not None else None
+    if saved is not None:
+        rows, best, best_epoch, best_weights, order = (
+            saved[k] for k in ("rows", "best", "best_epoch", "best_weights", "order"))
+    first = 1 if not rows else epochs + 1 if "stopped" in rows[-1] else rows[-1]["epoch"] + 1
     with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        for epoch in range(1, epochs + 1):
+        out.writelines(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+        for epoch in range(first, epochs + 1):
             started = time.perf_counter()
-            rng.shuffle(train)
+            rng.shuffle(order)
             losses: dict[str, float] = {}
             encoder_optimizer = None if epoch <= frozen_epochs else ScaledOptimizer(
                 optimizer, encoder_lr_scale)
-            for batch in batcher(train):
+            for batch in batcher([train[i] for i in order]):
                 nlp.update(batch, drop=dropout, sgd=False, losses=losses)
                 if aux is not None:
                     losses["lmao_aux"] = losses.get("lmao_aux", 0.0) + aux.update()
@@ -355,6 +371,10 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int,  # noqa: P
             out.write(json.dumps(row, sort_keys=True) + "\n")
             out.flush()
             rows.append(row)
+            if states is not None:
+                states.save(nlp, optimizer, ops, rng, {"rows": rows, "best": best,
+                            "best_epoch": best_epoch, "best_weights": best_weights,
+                            "order": order})
             if stop:
                 break
         if best_weights:  # the best dev epoch, scored once on the held-out test split
@@ -363,4 +383,6 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int,  # noqa: P
                    "scores": evaluate(task_type, nlp, read_examples(nlp, test_path))}
             out.write(json.dumps(row, sort_keys=True) + "\n")
             rows.append(row)
+    if states is not None:
+        states.clear()
     return rows

@@ -134,3 +134,65 @@ def test_a_small_training_set_gets_smaller_batches_and_the_demo_genre_task_learn
     unfloored = finetune("textcat", tmp_path / "task", ENCODER, {"min_updates_per_epoch": 0},
                          0, 1, tmp_path / "b.jsonl", textcat="bow")
     assert unfloored[0]["batch_words"] == 1000
+
+
+class Killed(Exception):
+    """Stands for SIGKILL or a pre-emption right after an epoch's state was saved."""
+
+
+def test_a_killed_run_resumes_after_its_last_epoch_with_the_same_scores(tmp_path, monkeypatch):
+    """Killed after epoch 2 of 4, the rerun trains epochs 3 and 4 only and writes the very
+    log (scores, losses, best epoch's test score) of an uninterrupted run; the state is gone
+    once the log is complete."""
+    from lmao.finetune_state import EpochStates
+
+    task_dir = tmp_path / "task"
+    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
+                "split": {"seed": 0, "n_train": 60, "n_dev": 30, "n_test": 30}}, task_dir)
+    run = ("textcat", task_dir, ENCODER, {"dropout": 0.3}, 5, 4)
+    finetune(*run, tmp_path / "straight.jsonl")
+    save = EpochStates.save
+
+    def save_then_die(self, nlp, optimizer, ops, shuffle, progress):  # noqa: ANN001
+        save(self, nlp, optimizer, ops, shuffle, progress)
+        if len(progress["rows"]) == 2:
+            raise Killed
+
+    monkeypatch.setattr(EpochStates, "save", save_then_die)
+    killed = tmp_path / "killed.jsonl"
+    try:
+        finetune(*run, killed)
+    except Killed:
+        pass
+    assert not killed.exists() and (tmp_path / ".killed.jsonl.resume").exists()
+    trained = []
+    monkeypatch.setattr(EpochStates, "save",
+                        lambda self, *a: trained.append(a[-1]["rows"][-1]["epoch"]))
+    finetune(*run, killed)
+    assert trained == [3, 4]
+    assert scores(killed) == scores(tmp_path / "straight.jsonl")
+    assert not (tmp_path / ".killed.jsonl.resume").exists()
+
+
+def test_a_saved_state_of_other_settings_is_not_resumed(tmp_path, monkeypatch, capsys):
+    from lmao.finetune_state import EpochStates
+
+    task_dir = tmp_path / "task"
+    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
+                "split": {"seed": 0, "n_train": 60, "n_dev": 30}}, task_dir)
+    save = EpochStates.save
+
+    def save_then_die(self, *args):  # noqa: ANN001, ANN002
+        save(self, *args)
+        raise Killed
+
+    monkeypatch.setattr(EpochStates, "save", save_then_die)
+    try:
+        finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.01}, 0, 2, tmp_path / "a.jsonl")
+    except Killed:
+        pass
+    monkeypatch.undo()
+    finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.002}, 0, 2, tmp_path / "a.jsonl")
+    assert "other settings or data; starting over" in capsys.readouterr().err
+    finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.002}, 0, 2, tmp_path / "b.jsonl")
+    assert scores(tmp_path / "a.jsonl") == scores(tmp_path / "b.jsonl")

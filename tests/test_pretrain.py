@@ -400,12 +400,12 @@ def test_device_arrays_come_home_and_go_back_on_load():
             key = (node.id, name)
             optimizer.mom1[key] = FakeDeviceArray(np.full(node.get_param(name).shape, 0.5))
             optimizer.nr_update[key] = 3
-    saved = optimizer_state(model, optimizer)
+    saved = optimizer_state(list(model.walk()), optimizer)
     assert host_only(saved) and len(saved["mom1"]) == 2
     assert all(type(v) is np.ndarray for v in saved["mom1"].values())
     assert host_only(to_host({"a": [FakeDeviceArray(np.zeros(2)), 1], "b": (2.0, "x")}))
     fresh = Adam(0.001)
-    restore_optimizer(model, fresh, saved, NumpyOps())
+    restore_optimizer(list(model.walk()), fresh, saved, NumpyOps())
     assert {k[1] for k in fresh.mom1} == {"W", "b"}
     assert all(np.all(v == 0.5) for v in fresh.mom1.values())
 

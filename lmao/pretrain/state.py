@@ -40,10 +40,10 @@ def to_host(value: Any) -> Any:
     return value
 
 
-def optimizer_state(model: Model, optimizer: Optimizer) -> dict:
-    """Optimizer moments and averages as host arrays, keyed by node position, not node id
-    (ids differ per process)."""
-    index = {node.id: i for i, node in enumerate(model.walk())}
+def optimizer_state(nodes: list[Model], optimizer: Optimizer) -> dict:
+    """Optimizer moments and averages as host arrays, keyed by the position of their node
+    in `nodes` (a model's `walk()`), not by node id (ids differ per process)."""
+    index = {node.id: i for i, node in enumerate(nodes)}
 
     def remap(table: dict | None) -> dict | None:
         return None if table is None else {(index[k[0]], k[1]): v for k, v in table.items()}
@@ -52,9 +52,9 @@ def optimizer_state(model: Model, optimizer: Optimizer) -> dict:
                     for name in ("mom1", "mom2", "averages", "nr_update", "last_seen")})
 
 
-def restore_optimizer(model: Model, optimizer: Optimizer, state: dict, ops: Ops) -> None:
-    """Put saved moments back, on the device `ops` computes on."""
-    ids = [node.id for node in model.walk()]
+def restore_optimizer(nodes: list[Model], optimizer: Optimizer, state: dict, ops: Ops) -> None:
+    """Put saved moments back (`nodes` as they were saved), on the device `ops` computes on."""
+    ids = [node.id for node in nodes]
     for name, table in state.items():
         if table is None:
             continue
@@ -168,7 +168,7 @@ def save_state(path: Path, model: Model, optimizer: Optimizer, words: int,
         "words": words,
         "fingerprint": fingerprint,
         "model": model.to_bytes(),  # thinc writes host arrays
-        "optimizer": optimizer_state(model, optimizer),
+        "optimizer": optimizer_state(list(model.walk()), optimizer),
         "numpy_random": np.random.get_state(),
         "python_random": random.getstate(),
         "generators": {name: rng.bit_generator.state for name, rng in generators.items()},
@@ -183,7 +183,7 @@ def restore_state(state: dict, model: Model, optimizer: Optimizer,
     stream continues where it stopped on the same kind of device; on another device it
     starts from the run's seed (the weights, moments and word position are exact)."""
     model.from_bytes(state["model"])
-    restore_optimizer(model, optimizer, state["optimizer"], ops)
+    restore_optimizer(list(model.walk()), optimizer, state["optimizer"], ops)
     np.random.set_state(state["numpy_random"])
     random.setstate(state["python_random"])
     for name, rng in generators.items():

@@ -1,0 +1,110 @@
+"""A fine-tuning run's state after each epoch, so that a killed or pre-empted run continues
+from its last finished epoch instead of from scratch (a full-size UD run trains for half an
+hour; a SLURM job of 8 grouped fine-tunes loses all of them to one pre-emption).
+
+The state (`.seed-N.jsonl.resume` beside the run's log) holds the pipeline's weights, the
+optimizer's moments and averages, every random stream the loop draws from, the best epoch
+so far and the log lines written. A run resumes only from a state whose fingerprint (the
+whole training config, the log's labels, the epoch budget and the bytes of every file the
+run reads) equals its own, so a rerun after an edit starts over. The state is removed when
+the run's log is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from thinc.api import Config, Model, Ops, Optimizer
+
+from .fileio import write_bytes
+from .ops import random_state, set_random_state
+from .pretrain.state import optimizer_state, restore_optimizer
+
+
+def pipeline_nodes(nlp) -> list[Model]:  # noqa: ANN001
+    """Every node of every component's model, in pipeline order (the optimizer's keys)."""
+    return [node for _, proc in nlp.pipeline
+            if isinstance(getattr(proc, "model", None), Model) for node in proc.model.walk()]
+
+
+def _file_digests(paths: list[Path]) -> list[tuple[str, str]]:
+    found = []
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            with open(file, "rb") as handle:
+                found.append((str(file), hashlib.file_digest(handle, "sha256").hexdigest()))
+    return found
+
+
+def run_fingerprint(config: Config, inputs: list[Path], settings: dict[str, Any]) -> str:
+    """A digest of everything that decides the run's weights: its config, `settings` (log
+    labels, epochs, patience, ...) and the bytes of its `inputs` (files or folders)."""
+    digest = hashlib.sha256(config.to_str().encode())
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(_file_digests([p for p in inputs if p.exists()])).encode())
+    return digest.hexdigest()
+
+
+class EpochStates:
+    """Saves and restores the state of one run (its log at `out_path`) between epochs."""
+
+    def __init__(self, out_path: str | Path, fingerprint: str):
+        out_path = Path(out_path)
+        self.path = out_path.parent / f".{out_path.name}.resume"
+        self.fingerprint = fingerprint
+
+    def save(self, nlp, optimizer: Optimizer, ops: Ops, shuffle: random.Random,  # noqa: ANN001
+             progress: dict[str, Any]) -> None:
+        state = {
+            "fingerprint": self.fingerprint,
+            "progress": progress,
+            "weights": nlp.to_bytes(exclude=["vocab"]),
+            "optimizer": optimizer_state(pipeline_nodes(nlp), optimizer),
+            "shuffle": shuffle.getstate(),
+            "python_random": random.getstate(),
+            "numpy_random": np.random.get_state(),
+            "ops_random": random_state(ops),
+        }
+        write_bytes(self.path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def restore(self, nlp, optimizer: Optimizer, ops: Ops,  # noqa: ANN001
+                shuffle: random.Random) -> dict[str, Any] | None:
+        """Load the saved state into a freshly initialised run and return its progress;
+        None (and the state removed) when there is none or it belongs to another run."""
+        if not self.path.exists():
+            return None
+        try:
+            state = pickle.loads(self.path.read_bytes())
+            usable = isinstance(state, dict) and state.get("fingerprint") == self.fingerprint
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+                ImportError, IndexError, KeyError) as err:
+            usable, state = False, None
+            print(f"{self.path}: unreadable ({type(err).__name__}); starting over",
+                  file=sys.stderr)
+        if not usable:
+            if state is not None:
+                print(f"{self.path}: saved by a run with other settings or data; starting "
+                      "over", file=sys.stderr)
+            self.clear()
+            return None
+        nlp.from_bytes(state["weights"], exclude=["vocab"])
+        restore_optimizer(pipeline_nodes(nlp), optimizer, state["optimizer"], ops)
+        shuffle.setstate(state["shuffle"])
+        random.setstate(state["python_random"])
+        np.random.set_state(state["numpy_random"])
+        set_random_state(ops, state["ops_random"])
+        progress = state["progress"]
+        print(f"{self.path}: resuming after epoch {progress['rows'][-1]['epoch']}",
+              file=sys.stderr)
+        return progress
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
