@@ -357,11 +357,8 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int,  # noqa: P
                 primary = scores[PRIMARY_METRIC[task_type]]
                 if primary > best:
                     best, best_epoch = primary, epoch
-                    if test_path.exists():
+                    if test_path.exists() or best_model_dir is not None:
                         best_weights = nlp.to_bytes(exclude=["vocab"])
-                    if best_model_dir is not None:
-                        with atomic_dir(best_model_dir) as model_tmp:
-                            nlp.to_disk(model_tmp)
             row = {**(labels or {}), "split": "dev", "epoch": epoch, "scores": scores,
                    "losses": {k: float(v) for k, v in losses.items()},
                    "seconds": time.perf_counter() - started}
@@ -377,12 +374,16 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int,  # noqa: P
                             "order": order})
             if stop:
                 break
-        if best_weights:  # the best dev epoch, scored once on the held-out test split
+        if best_weights:  # the best dev epoch: saved, and scored once on the test split
             nlp.from_bytes(best_weights, exclude=["vocab"])
-            row = {**(labels or {}), "split": "test", "epoch": best_epoch,
-                   "scores": evaluate(task_type, nlp, read_examples(nlp, test_path))}
-            out.write(json.dumps(row, sort_keys=True) + "\n")
-            rows.append(row)
+            if best_model_dir is not None:
+                with atomic_dir(best_model_dir) as model_tmp:
+                    nlp.to_disk(model_tmp)
+            if test_path.exists():
+                row = {**(labels or {}), "split": "test", "epoch": best_epoch,
+                       "scores": evaluate(task_type, nlp, read_examples(nlp, test_path))}
+                out.write(json.dumps(row, sort_keys=True) + "\n")
+                rows.append(row)
     if states is not None:
         states.clear()
     return rows

@@ -4,14 +4,17 @@ hour; a SLURM job of 8 grouped fine-tunes loses all of them to one pre-emption).
 
 The state (`.seed-N.jsonl.resume` beside the run's log) holds the pipeline's weights, the
 optimizer's moments and averages, every random stream the loop draws from, the best epoch
-so far and the log lines written. A run resumes only from a state whose fingerprint (the
-whole training config, the log's labels, the epoch budget and the bytes of every file the
-run reads) equals its own, so a rerun after an edit starts over. The state is removed when
-the run's log is complete.
+so far and the log lines written. A run resumes only from a state whose fingerprint equals
+its own: the whole training config, the log's labels, the epoch budget, the files it reads
+(path, size and modification time: they are outputs of other jobs, rewritten whenever their
+content changes) and the code (this package's sources, spaCy's, thinc's and numpy's
+versions), so a rerun after an edit or a bug fix starts over. The state is removed when the
+run's log is complete.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import pickle
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import spacy
+import thinc
 from thinc.api import Config, Model, Ops, Optimizer
 
 from .fileio import write_bytes
@@ -34,22 +39,34 @@ def pipeline_nodes(nlp) -> list[Model]:  # noqa: ANN001
             if isinstance(getattr(proc, "model", None), Model) for node in proc.model.walk()]
 
 
-def _file_digests(paths: list[Path]) -> list[tuple[str, str]]:
+def _file_stats(paths: list[Path]) -> list[tuple[str, int, int]]:
     found = []
     for path in paths:
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
-            with open(file, "rb") as handle:
-                found.append((str(file), hashlib.file_digest(handle, "sha256").hexdigest()))
+            stat = file.stat()
+            found.append((str(file.resolve()), stat.st_size, stat.st_mtime_ns))
     return found
+
+
+@functools.cache
+def code_version() -> str:
+    """This package's sources and the versions of the libraries that train: a state saved
+    by other code (a crash is often a bug, fixed before the rerun) is not resumed."""
+    digest = hashlib.sha256(json.dumps(
+        [spacy.__version__, thinc.__version__, np.__version__]).encode())
+    for source in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
 
 
 def run_fingerprint(config: Config, inputs: list[Path], settings: dict[str, Any]) -> str:
     """A digest of everything that decides the run's weights: its config, `settings` (log
-    labels, epochs, patience, ...) and the bytes of its `inputs` (files or folders)."""
+    labels, epochs, patience, ...), its `inputs` (files or folders) and the code."""
     digest = hashlib.sha256(config.to_str().encode())
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    digest.update(json.dumps(_file_digests([p for p in inputs if p.exists()])).encode())
+    digest.update(json.dumps(_file_stats([p for p in inputs if p.exists()])).encode())
+    digest.update(code_version().encode())
     return digest.hexdigest()
 
 

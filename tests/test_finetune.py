@@ -142,8 +142,12 @@ class Killed(Exception):
 
 def test_a_killed_run_resumes_after_its_last_epoch_with_the_same_scores(tmp_path, monkeypatch):
     """Killed after epoch 2 of 4, the rerun trains epochs 3 and 4 only and writes the very
-    log (scores, losses, best epoch's test score) of an uninterrupted run; the state is gone
-    once the log is complete."""
+    log (scores, losses, best epoch's test score) of an uninterrupted run, and the best
+    epoch's pipeline (which Snakemake deleted with the failed job's outputs); the state is
+    gone once the log is complete."""
+    import spacy
+
+    from lmao.finetune import evaluate, read_examples
     from lmao.finetune_state import EpochStates
 
     task_dir = tmp_path / "task"
@@ -159,22 +163,27 @@ def test_a_killed_run_resumes_after_its_last_epoch_with_the_same_scores(tmp_path
             raise Killed
 
     monkeypatch.setattr(EpochStates, "save", save_then_die)
-    killed = tmp_path / "killed.jsonl"
+    killed, best = tmp_path / "killed.jsonl", tmp_path / "best"
     try:
-        finetune(*run, killed)
+        finetune(*run, killed, best_model_dir=best)
     except Killed:
         pass
     assert not killed.exists() and (tmp_path / ".killed.jsonl.resume").exists()
+    assert not best.exists()  # (written once the run is complete)
     trained = []
     monkeypatch.setattr(EpochStates, "save",
                         lambda self, *a: trained.append(a[-1]["rows"][-1]["epoch"]))
-    finetune(*run, killed)
+    finetune(*run, killed, best_model_dir=best)
     assert trained == [3, 4]
     assert scores(killed) == scores(tmp_path / "straight.jsonl")
     assert not (tmp_path / ".killed.jsonl.resume").exists()
+    nlp = spacy.load(best)
+    test = evaluate("textcat", nlp, read_examples(nlp, task_dir / "test.spacy"))
+    assert test == scores(killed)[-1]["scores"]
 
 
-def test_a_saved_state_of_other_settings_is_not_resumed(tmp_path, monkeypatch, capsys):
+def test_a_saved_state_of_other_settings_or_code_is_not_resumed(tmp_path, monkeypatch, capsys):
+    from lmao import finetune_state
     from lmao.finetune_state import EpochStates
 
     task_dir = tmp_path / "task"
@@ -191,8 +200,16 @@ def test_a_saved_state_of_other_settings_is_not_resumed(tmp_path, monkeypatch, c
         finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.01}, 0, 2, tmp_path / "a.jsonl")
     except Killed:
         pass
+    try:
+        finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.002}, 0, 2, tmp_path / "c.jsonl")
+    except Killed:
+        pass
     monkeypatch.undo()
     finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.002}, 0, 2, tmp_path / "a.jsonl")
     assert "other settings or data; starting over" in capsys.readouterr().err
     finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.002}, 0, 2, tmp_path / "b.jsonl")
     assert scores(tmp_path / "a.jsonl") == scores(tmp_path / "b.jsonl")
+    monkeypatch.setattr(finetune_state, "code_version", lambda: "fixed since the crash")
+    finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.002}, 0, 2, tmp_path / "c.jsonl")
+    assert "starting over" in capsys.readouterr().err
+    assert scores(tmp_path / "c.jsonl") == scores(tmp_path / "b.jsonl")
