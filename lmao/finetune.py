@@ -21,7 +21,7 @@ from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, registry
 from spacy.vocab import Vocab
-from thinc.api import Config, Ops, Optimizer
+from thinc.api import Config, Optimizer, get_current_ops
 
 from .encoder import EncoderSettings, build_tok2vec, tok2vec_config
 from .fileio import InputError, atomic_dir, atomic_path
@@ -307,19 +307,19 @@ def finetune(
         states = EpochStates(out_path, run_fingerprint(
             config, inputs, {"labels": labels, "hp": hp, "epochs": epochs, "patience": patience,
                              "best_model": best_model_dir is not None}))
-    with using_ops(BlasOps(seed=seed)) as ops:
+    with using_ops(BlasOps(seed=seed)):
         return _train(task_type, config, Path(task_dir), seed, (epochs, patience), out_path,
                       labels, Path(best_model_dir) if best_model_dir else None, schedule,
-                      auxiliary, (states, ops))
+                      auxiliary, states)
 
 
 def _train(task_type: str, config: Config, task_dir: Path, seed: int,  # noqa: PLR0913
            length: tuple[int, int], out_path: str | Path, labels: dict[str, Any] | None,
            best_model_dir: Path | None, schedule: tuple[float, int],
            auxiliary: AuxiliarySettings | None = None,
-           resume: tuple[EpochStates | None, Ops] | None = None) -> list[dict]:
+           states: EpochStates | None = None) -> list[dict]:
     encoder_lr_scale, frozen_epochs = schedule
-    states, ops = resume or (None, None)
+    ops = get_current_ops()  # the models' ops, whose dropout stream a state saves
     epochs, patience = length
     nlp = init_nlp(config)
     aux = None if auxiliary is None else AuxiliaryLMAO(
