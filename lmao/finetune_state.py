@@ -6,10 +6,10 @@ The state (`.seed-N.jsonl.resume` beside the run's log) holds the pipeline's wei
 optimizer's moments and averages, every random stream the loop draws from, the best epoch
 so far and the log lines written. A run resumes only from a state whose fingerprint equals
 its own: the whole training config, the log's labels, the epoch budget, the files it reads
-(path, size and modification time: they are outputs of other jobs, rewritten whenever their
-content changes) and the code (this package's sources, spaCy's, thinc's and numpy's
-versions), so a rerun after an edit or a bug fix starts over. The state is removed when the
-run's log is complete.
+(path, size, modification and change times, inode: they are outputs of other jobs,
+rewritten whenever their content changes) and the code (this package's sources; spaCy's,
+thinc's and numpy's versions), so a rerun after an edit or a bug fix starts over. The state
+is removed when the run's log is complete.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from thinc.api import Config, Model, Ops, Optimizer
 from .fileio import write_bytes
 from .ops import random_state, set_random_state
 from .pretrain.state import optimizer_state, restore_optimizer
+from .workflow import stat_key
 
 
 def pipeline_nodes(nlp) -> list[Model]:  # noqa: ANN001
@@ -39,14 +40,10 @@ def pipeline_nodes(nlp) -> list[Model]:  # noqa: ANN001
             if isinstance(getattr(proc, "model", None), Model) for node in proc.model.walk()]
 
 
-def _file_stats(paths: list[Path]) -> list[tuple[str, int, int]]:
-    found = []
-    for path in paths:
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            stat = file.stat()
-            found.append((str(file.resolve()), stat.st_size, stat.st_mtime_ns))
-    return found
+def _file_stats(paths: list[Path]) -> list[list]:
+    files = [file for path in paths for file in (
+        sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])]
+    return [[str(file.resolve()), *stat_key(file)] for file in files]
 
 
 @functools.cache

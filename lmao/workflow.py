@@ -138,7 +138,9 @@ SOURCE_DIGESTS = Path(".snakemake/lmao/source-digests.json")
 LARGE_SOURCE = 256 * 2**20  # bytes; hashing a file this big is announced on stderr
 
 
-def _stat_key(path: Path) -> list[int]:
+def stat_key(path: Path) -> list[int]:
+    """What changes when a file's bytes may have: size, mtime, ctime (an edit that puts the
+    old mtime back still moves it) and inode (a file replaced by another)."""
     stat = path.stat()
     return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
@@ -174,7 +176,7 @@ class SourceDigests:
         return digest
 
     def file(self, path: Path) -> str:
-        return self._cached(path, _stat_key(path), lambda: _sha256(path))
+        return self._cached(path, stat_key(path), lambda: _sha256(path))
 
     def digest(self, path: str | Path) -> str:
         """A file's SHA-256, or for a folder the SHA-256 of its files' names and digests
@@ -185,7 +187,7 @@ class SourceDigests:
             return self.file(path)
         files = sorted(p for p in path.rglob("*") if p.is_file())
         names = [file.relative_to(path).as_posix() for file in files]
-        stats = hashlib.sha256(json.dumps([[name, *_stat_key(file)] for name, file
+        stats = hashlib.sha256(json.dumps([[name, *stat_key(file)] for name, file
                                            in zip(names, files, strict=True)]).encode())
 
         def listing() -> str:
