@@ -108,6 +108,20 @@ def cmd_restore(args: argparse.Namespace) -> None:
           f"--configfile {args.config}` now plans only what a later edit changes")
 
 
+def cmd_adopt(args: argparse.Namespace) -> None:
+    from .adopt import adopt
+
+    keys = adopt(args.source, args.config, args.snakefile, dry_run=args.dry_run)
+    kinds: dict[str, int] = {}
+    for key in keys:
+        kinds[key.split("/")[0]] = kinds.get(key.split("/")[0], 0) + 1
+    summary = ", ".join(f"{n} {kind}" for kind, n in kinds.items()) or "nothing"
+    verb = "would adopt" if args.dry_run else "adopted"
+    print(f"{args.config}: {verb} {summary} from {args.source} (the same jobs, finished there)")
+    for key in keys:
+        print(f"  {key}")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import build_report
 
@@ -168,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
                 "Snakemake (run in the repository root)")
     p.add_argument("--no-dvc-check", action="store_true",
                    help="results restored some other way; you vouch for them")
+    p = command("adopt", cmd_adopt, "copy another config's finished results wherever this "
+                "config has the same jobs, and record them for Snakemake as this config's "
+                "(run in the repository root)")
+    p.add_argument("--from", dest="source", required=True, type=Path,
+                   help="the config whose results to reuse")
+    p.add_argument("--snakefile", type=Path, default=Path("Snakefile"))
+    p.add_argument("--dry-run", action="store_true", help="list what would be adopted")
     p = command("report", cmd_report, "tables and plots from fine-tuning logs", config=False)
     p.add_argument("logs", nargs="+", type=Path)
     p.add_argument("--out", required=True, type=Path)
