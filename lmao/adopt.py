@@ -8,6 +8,8 @@ that TARGET has not made yet, then has Snakemake record them as TARGET's jobs. A
 of TARGET then reruns them exactly as if TARGET had made them. A plain `cp` leaves
 Snakemake no record of the settings the copies were made with ("missing provenance"), so
 an edit of those settings would not rerun them: the copies would look right and be wrong.
+Results TARGET holds already, from the same job and with the same bytes as SOURCE's (such a
+plain copy), are recorded the same way, their files and timestamps left as they are.
 """
 
 from __future__ import annotations
@@ -102,37 +104,48 @@ def _same_bytes(a: Path, b: Path) -> bool:
     return a.is_file() and b.is_file() and filecmp.cmp(a, b, shallow=False)
 
 
-def adoptable(source: Experiment, target: Experiment, source_results: Path,
-              target_results: Path) -> tuple[list[str], list[str]]:
-    """(first outputs to adopt, in dependency order; the target's own results they read).
+@dataclass(frozen=True)
+class Plan:
+    """What `adopt` does: the results it copies from the source, and the target's own
+    results it records (same job, same bytes as the source's), each in dependency order."""
 
-    A job is adopted when it is the same job under both configs (rule, outputs, params and
+    copy: list[str]
+    record: list[str]
+
+
+def adoptable(source: Experiment, target: Experiment, source_results: Path,
+              target_results: Path) -> Plan:
+    """A job is copied when it is the same job under both configs (rule, outputs, params and
     the jobs it reads), the source has made it and the target has not, and everything it
-    reads is adopted with it or is the target's already, from the same job and with the
-    same bytes as the source's (a table trained twice on many threads may differ)."""
+    reads is copied with it or recorded. A job the target has made already is recorded when
+    it is the same job, all its outputs hold the source's bytes, and all it reads is
+    recorded too (a table trained twice on many threads may differ: then neither is)."""
     theirs, ours = workflow_jobs(source), workflow_jobs(target)
     same = {key for key, job in ours.items() if theirs.get(key) == job}
-    kept: set[str] = set()
-    chosen: dict[str, bool] = {}
+    copied: dict[str, bool] = {}
+    recorded: dict[str, bool] = {}
 
-    def keeps(key: str) -> bool:
-        if key in same and (target_results / key).exists() and _same_bytes(
-                source_results / key, target_results / key):
-            kept.add(key)
-            return True
-        return False
-
-    def ok(key: str) -> bool:
-        if key not in chosen:
+    def records(key: str) -> bool:
+        if key not in recorded:
             job = ours.get(key)
-            chosen[key] = (
+            recorded[key] = (
+                job is not None and key in same
+                and all(_same_bytes(source_results / path, target_results / path)
+                        for path in job.outputs)
+                and all(records(read) for read in job.reads))
+        return recorded[key]
+
+    def copies(key: str) -> bool:
+        if key not in copied:
+            job = ours.get(key)
+            copied[key] = (
                 job is not None and key in same
                 and all((source_results / path).exists() for path in job.outputs)
                 and not any((target_results / path).exists() for path in job.outputs)
-                and all(ok(read) or keeps(read) for read in job.reads))
-        return chosen[key]
+                and all(copies(read) or records(read) for read in job.reads))
+        return copied[key]
 
-    return [key for key in ours if ok(key)], sorted(kept)
+    return Plan([key for key in ours if copies(key)], [key for key in ours if records(key)])
 
 
 def _snakemake(snakefile: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
@@ -168,40 +181,55 @@ def _copy(source: Path, target: Path) -> None:
 
 
 def adopt(source_config: Path, target_config: Path, snakefile: Path = Path("Snakefile"),
-          dry_run: bool = False) -> list[str]:
-    """Copy and record every adoptable result (see the module docstring); returns the first
-    outputs adopted (or, with `dry_run`, those that would be). Paths are relative to the
-    working directory, as Snakemake's are."""
+          dry_run: bool = False) -> Plan:
+    """Copy and record every adoptable result (see the module docstring); returns what was
+    done (or, with `dry_run`, what would be). Paths are relative to the working directory,
+    as Snakemake's are."""
     source, target = (Experiment(load_config(p)) for p in (source_config, target_config))
     if source.name == target.name:
         raise RestoreError(f"{source_config} and {target_config} share the name "
                            f"{source.name!r}: their results are the same folder already")
     source_results, source_logs = Path("results") / source.name, Path("logs") / source.name
     target_results, target_logs = Path("results") / target.name, Path("logs") / target.name
-    keys, kept = adoptable(source, target, source_results, target_results)
-    if dry_run or not keys:
-        return keys
-    check_up_to_date(snakefile, source_config, [str(source_results / key) for key in keys])
-    check_up_to_date(snakefile, target_config, [str(target_results / key) for key in kept])
+    plan = adoptable(source, target, source_results, target_results)
+    if dry_run or not (plan.copy or plan.record):
+        return plan
+    check_up_to_date(snakefile, source_config,
+                     [str(source_results / key) for key in plan.copy + plan.record])
+    check_up_to_date(snakefile, target_config, [str(target_results / key) for key in plan.record])
     jobs = workflow_jobs(target)
-    for key in keys:
+    for key in plan.copy:
         job = jobs[key]
         for path in job.outputs + job.extras:
             if (source_results / path).exists():
                 _copy(source_results / path, target_results / path)
         if (source_logs / job.log).exists():
             _copy(source_logs / job.log, target_logs / job.log)
-    _copy_pretrain_logs(source_results, target_results, keys)
-    # --forcerun of exactly the adopted jobs: Snakemake records each with the target's
-    # params and inputs; the target's own results upstream are left as they are.
-    targets = [str(target_results / key) for key in keys]
-    recorded = _snakemake(snakefile, target_config, "--touch", "--quiet", "--forcerun", *targets,
-                          "--", *targets)
-    if recorded.returncode != 0:
+    _copy_pretrain_logs(source_results, target_results, plan.copy)
+    # --forcerun of exactly these jobs: Snakemake records each with the target's params and
+    # inputs. The recorded results get their own timestamps back, so that the target's
+    # results made from them stay newer than they are (as they were).
+    outputs = [target_results / path for key in plan.record for path in jobs[key].outputs]
+    kept = _timestamps(outputs)
+    targets = [str(target_results / key) for key in plan.copy + plan.record]
+    touched = _snakemake(snakefile, target_config, "--touch", "--quiet", "--forcerun", *targets,
+                         "--", *targets)
+    for output in outputs:  # e.g. a .snakemake_timestamp the touch added to a folder
+        for path in set(_timestamps([output])) - set(kept):
+            os.utime(path, ns=kept[output], follow_symlinks=False)
+    for path, (atime, mtime) in kept.items():
+        os.utime(path, ns=(atime, mtime), follow_symlinks=False)
+    if touched.returncode != 0:
         raise RestoreError(f"snakemake --touch for {target_config} failed:\n"
-                           f"{(recorded.stdout + recorded.stderr)[-3000:]}")
-    _copy_code_record(source_results, target_results, keys)
-    return keys
+                           f"{(touched.stdout + touched.stderr)[-3000:]}")
+    _copy_code_record(source_results, target_results, plan.copy, plan.record)
+    return plan
+
+
+def _timestamps(paths: list[Path]) -> dict[Path, tuple[int, int]]:
+    """Access and modification times (ns) of these files and folders and all they hold."""
+    found = [p for path in paths for p in ([path, *path.rglob("*")] if path.is_dir() else [path])]
+    return {p: (p.lstat().st_atime_ns, p.lstat().st_mtime_ns) for p in found}
 
 
 def _copy_pretrain_logs(source_results: Path, target_results: Path, keys: list[str]) -> None:
@@ -221,14 +249,18 @@ def _copy_pretrain_logs(source_results: Path, target_results: Path, keys: list[s
             truncate_log(target_results / log, words)
 
 
-def _copy_code_record(source_results: Path, target_results: Path, keys: list[str]) -> None:
-    """The adopted outputs were made by the source's code, not by the code that touched
-    them: carry the source's record over, so code-change warnings stay true."""
+def _copy_code_record(source_results: Path, target_results: Path, copied: list[str],
+                      recorded: list[str]) -> None:
+    """The copied outputs were made by the source's code, not by the code that touched
+    them: carry the source's record over, so code-change warnings stay true. A recorded
+    result keeps the target's own entry where it has one."""
     from .fileio import write_json
 
     theirs = read_code_record(source_results / CODE_RECORD)
     ours = read_code_record(target_results / CODE_RECORD)
-    for key in keys:
+    for key in copied + recorded:
+        if key in recorded and str(target_results / key) in ours["outputs"]:
+            continue
         entry = theirs["outputs"].get(str(source_results / key))
         if entry is None:
             ours["outputs"].pop(str(target_results / key), None)

@@ -111,15 +111,21 @@ def cmd_restore(args: argparse.Namespace) -> None:
 def cmd_adopt(args: argparse.Namespace) -> None:
     from .adopt import adopt
 
-    keys = adopt(args.source, args.config, args.snakefile, dry_run=args.dry_run)
+    plan = adopt(args.source, args.config, args.snakefile, dry_run=args.dry_run)
     kinds: dict[str, int] = {}
-    for key in keys:
+    for key in plan.copy:
         kinds[key.split("/")[0]] = kinds.get(key.split("/")[0], 0) + 1
     summary = ", ".join(f"{n} {kind}" for kind, n in kinds.items()) or "nothing"
     verb = "would adopt" if args.dry_run else "adopted"
     print(f"{args.config}: {verb} {summary} from {args.source} (the same jobs, finished there)")
-    for key in keys:
+    for key in plan.copy:
         print(f"  {key}")
+    if plan.record:
+        verb = "would record" if args.dry_run else "recorded"
+        print(f"{args.config}: {verb} {len(plan.record)} of its own results as made by its "
+              f"settings (the same jobs as {args.source}'s, the same bytes)")
+        for key in plan.record:
+            print(f"  {key}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

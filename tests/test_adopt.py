@@ -141,3 +141,49 @@ def test_results_their_own_config_would_rerun_are_refused(finished_run, test_con
     assert result.returncode == 2
     assert "would rerun" in result.stderr
     assert not (source.parent / "results" / "stale_target").exists()
+
+
+def test_a_plain_copy_is_recorded_in_place_and_then_reruns_on_an_edit(finished_run,
+                                                                        test_config):
+    """A whole finished run copied with `cp -a` (no Snakemake record of its settings): adopt
+    records the copies whose bytes equal the source's, leaves their files and timestamps as
+    they are (nothing is planned), and from then on an edit of their settings reruns them."""
+    source, _ = test_config
+    workdir = source.parent
+    copied = workdir / "results" / "plain_copy"
+    shutil.copytree(finished_run[0], copied)  # copy2: timestamps kept, as cp -a does
+    target, config = variant(test_config, "plain_copy")
+    checkpoint = copied / "pretrain" / "lmao" / "words-10000.bin"
+    before = checkpoint.stat().st_mtime_ns
+    result = adopt(workdir, source, target)
+    assert result.returncode == 0, result.stderr
+    assert "adopted nothing" in result.stdout
+    assert "pretrain/lmao/words-10000.bin" in result.stdout.split("recorded", 1)[1]
+    assert checkpoint.stat().st_mtime_ns == before
+    assert planned(target, config) == set()
+
+    def faster(config):
+        config["pretrain"]["lmao"]["settings"]["learn_rate"] = 0.002
+
+    edited, config = variant(test_config, "plain_copy", faster)
+    assert pretrains(config, ["lmao"]) <= planned(edited, config)
+
+
+def test_a_copy_whose_bytes_differ_is_not_recorded(finished_run, test_config):
+    """A checkpoint that is not the source's (here: one byte changed) is not vouched for,
+    nor is anything made from it."""
+    source, _ = test_config
+    copied = source.parent / "results" / "altered_copy"
+    shutil.copytree(finished_run[0], copied)
+    checkpoint = copied / "pretrain" / "lmao" / "words-10000.bin"
+    data = bytearray(checkpoint.read_bytes())
+    data[-1] ^= 1
+    checkpoint.write_bytes(bytes(data))
+    target, _config = variant(test_config, "altered_copy")
+    result = adopt(source.parent, source, target, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    recorded = result.stdout.split("would record", 1)[1]
+    assert {"corpora/lee", "pretrain/lmao/words-5000.bin"} <= set(recorded.split())
+    assert "pretrain/lmao/words-10000.bin" not in recorded
+    assert "/lmao/words-10000/" not in recorded  # nor the fine-tunes made from it
+    assert any("/lmao/words-5000/" in key for key in recorded.split())
