@@ -34,16 +34,17 @@ localrules:
     decode_table,
 
 
+# Names are safe slugs (the schema's `$defs/slug`); a task's low-data variants add `-n<N>`.
 wildcard_constraints:
-    corpus=r"[A-Za-z0-9_.]+",
-    table=r"[A-Za-z0-9_.]+",
-    run=r"[A-Za-z0-9_.]+",
-    task=r"[A-Za-z0-9_.-]+",
+    corpus=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    table=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    run=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    task=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     words=r"\d+",
     sample=r"\d+",
     seed=r"-?\d+",
-    parser=r"[A-Za-z0-9_.]+",
-    download=r"[A-Za-z0-9_.-]+",
+    parser=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    download=r"[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
 include: "rules/common.smk"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .experiment import Experiment, load_config
+from .fileio import check_replaceable_folder
 from .workflow import CODE_RECORD, RestoreError, read_code_record
 
 
@@ -168,6 +169,7 @@ def check_up_to_date(snakefile: Path, config: Path, results: list[str]) -> None:
 
 def _copy(source: Path, target: Path) -> None:
     """Copy a file or folder with its timestamps, whole or not at all."""
+    check_replaceable_folder(target)
     partial = target.with_name(f".{target.name}.adopt.tmp")
     if partial.is_dir():
         shutil.rmtree(partial)

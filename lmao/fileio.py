@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import glob
 import gzip
 import json
 import lzma
@@ -44,7 +45,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `target`; rename it onto `target` on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temporaries(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes it private; outputs are ordinary files
@@ -58,10 +60,15 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder next to `target`; swap it in for `target` on success."""
-    target = Path(target)
+    """Yield a temporary folder next to `target`; swap it in for `target` on success.
+
+    The swap removes the old `target`, so `target` must pass `check_replaceable_folder`:
+    a name that resolves elsewhere (`results/x/tasks/..`) would delete someone else's work.
+    """
+    target = check_replaceable_folder(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    remove_stale_temporaries(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent))
     tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
@@ -71,6 +78,47 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+class UnsafeOutputError(ValueError):
+    """A folder that a job was about to remove or replace is not plainly its own output."""
+
+
+def check_replaceable_folder(target: str | Path) -> Path:
+    """`target` as a Path, if a job may remove or replace it: named plainly (no `..` part,
+    not `.`), not a symbolic link, and neither the working directory nor a folder above
+    it. Schema-checked names already make such paths impossible; this guard holds
+    whatever a caller passes."""
+    path = Path(target)
+    if not path.name or ".." in path.parts:
+        raise UnsafeOutputError(f"refusing to replace {str(target)!r}: an output folder must "
+                                "be named plainly (no '.' or '..')")
+    if path.is_symlink():
+        raise UnsafeOutputError(f"refusing to replace {target}: it is a symbolic link (to "
+                                f"{os.readlink(path)})")
+    resolved = path.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise UnsafeOutputError(f"refusing to replace {target}: it holds the working "
+                                f"directory {cwd}")
+    return path
+
+
+TMP_SUFFIX = ".tmp"
+
+
+def remove_stale_temporaries(target: Path) -> None:
+    """Remove what a killed earlier attempt at `target` left beside it (`.<name>.*.tmp`):
+    SIGKILL, or SIGTERM under Python's default handler, runs no `finally`. Snakemake locks
+    an output, so no live writer of `target` can own one of them."""
+    prefix = f".{target.name}."
+    for stale in target.parent.glob(f"{glob.escape(prefix)}*{TMP_SUFFIX}"):
+        if "." in stale.name[len(prefix):-len(TMP_SUFFIX)]:
+            continue  # another target's: tempfile's random part has no dot
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def write_bytes(target: str | Path, data: bytes) -> None:
@@ -95,16 +143,39 @@ def open_binary(path: str | Path) -> IO[bytes]:
 
 
 def read_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """Yield (line number, line without newline); bad bytes or truncation name the line."""
+    """Yield (line number, line without its ending); bad bytes or truncation name the line.
+
+    A line ends at \\n, \\r\\n or a lone \\r (old Mac files), as an editor counts them. Bytes
+    are decoded one line at a time, so an invalid byte names its own line. A BOM opening
+    line 1 is dropped: it is no part of the text (a label would keep it). Encodings whose
+    line ends are not the ASCII bytes (UTF-16, UTF-32) are decoded as a stream instead, so
+    there a decoding error names the line after the last one read."""
+
+    def physical_lines(handle: IO[bytes]) -> Iterator[bytes]:
+        for raw in handle:  # split on b"\n"; a lone b"\r" ends a line too
+            body = raw[:-1] if raw.endswith(b"\n") else raw
+            body = body[:-1] if body.endswith(b"\r") else body
+            yield from body.split(b"\r") if b"\r" in body else (body,)
+
+    def stream_lines(handle: IO[bytes]) -> Iterator[str]:
+        import io
+
+        with io.TextIOWrapper(handle, encoding=encoding, newline="") as text:
+            yield from (line.rstrip("\r\n") for line in text)
+
     line_no = 0
+    ascii_ends = "a\r\n".encode(encoding).endswith(b"a\r\n")
     try:
         with open_binary(path) as handle:
-            for line_no, raw in enumerate(handle, start=1):  # noqa: B007
+            lines = physical_lines(handle) if ascii_ends else stream_lines(handle)
+            for line_no, raw in enumerate(lines, start=1):  # noqa: B007
                 try:
-                    line = raw.decode(encoding)
+                    line = raw.decode(encoding) if isinstance(raw, bytes) else raw
                 except UnicodeDecodeError as err:
                     raise InputError(path, line_no, f"invalid {encoding} ({err.reason})") from err
-                yield line_no, line.rstrip("\n").rstrip("\r")
+                yield line_no, line.removeprefix("\ufeff") if line_no == 1 else line
+    except UnicodeDecodeError as err:  # a stream-decoded encoding
+        raise InputError(path, line_no + 1, f"invalid {encoding} ({err.reason})") from err
     except (EOFError, OSError, lzma.LZMAError) as err:
         raise InputError(path, line_no + 1, f"unreadable or truncated file ({err})") from err
 

@@ -1,5 +1,11 @@
 """Rules `decode_checkpoint` (one checkpoint → its decoding scores) and `decode_table`."""
 
+from lmao.logs import tee_stderr
+
+# First, so an import interrupted by Ctrl-C ends in one line too (lmao.logs).
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+tee_stderr(sm.log)
+
 from pathlib import Path
 
 from lmao.decode import (
@@ -9,11 +15,8 @@ from lmao.decode import (
     write_decode_report,
 )
 from lmao.fileio import write_json
-from lmao.logs import tee_stderr
 from lmao.pretrain import PretrainSettings
 
-sm = snakemake  # noqa: F821  (injected by Snakemake)
-tee_stderr(sm.log)
 if sm.rule == "decode_table":
     write_decode_report(read_evaluations(sm.input.evaluations), Path(sm.output.table).parent)
 else:

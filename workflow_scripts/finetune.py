@@ -1,13 +1,16 @@
 """Rule `finetune`: one task × init × hyper-parameter sample × seed, scored every epoch."""
 
+from lmao.logs import tee_stderr
+
+# First, so an import interrupted by Ctrl-C ends in one line too (lmao.logs).
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+tee_stderr(sm.log)
+
 from lmao.encoder import EncoderSettings
 from lmao.finetune import finetune
-from lmao.logs import tee_stderr
 from lmao.multitask import AuxiliarySettings
 from lmao.tasks import train_size
 
-sm = snakemake  # noqa: F821  (injected by Snakemake)
-tee_stderr(sm.log)
 job = sm.params.job
 multitask = job["multitask"]
 finetune(

@@ -1,13 +1,16 @@
 """Rule `pretrain`: LMAO pre-training up to one checkpoint, resuming from saved state."""
 
+from lmao.logs import tee_stderr
+
+# First, so an import interrupted by Ctrl-C ends in one line too (lmao.logs).
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+tee_stderr(sm.log)
+
 import sys
 from pathlib import Path
 
-from lmao.logs import tee_stderr
 from lmao.pretrain import Preempted, PretrainSettings, pretrain
 
-sm = snakemake  # noqa: F821  (injected by Snakemake)
-tee_stderr(sm.log)
 job = sm.params.job
 try:
     pretrain(sm.input.store, sm.input.vectors, PretrainSettings.from_dict(job["settings"]),

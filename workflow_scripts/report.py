@@ -1,12 +1,15 @@
 """Rule `report`: fine-tuning logs → scores, tables and plots; pre-training logs → curves."""
 
-from pathlib import Path
-
 from lmao.logs import tee_stderr
-from lmao.report import build_report, pretraining_curves
 
+# First, so an import interrupted by Ctrl-C ends in one line too (lmao.logs).
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
+
+from pathlib import Path
+
+from lmao.report import build_report, pretraining_curves
+
 build_report(sm.input.scores, Path(sm.output.scores).parent)
 logs = {run: Path(checkpoint).parent / "log.jsonl"
         for run, checkpoint in zip(sm.params.runs, sm.input.checkpoints, strict=True)}

@@ -1,12 +1,15 @@
 """Rule `vectors`: a spaCy vectors table trained on a corpus or imported from a file."""
 
 from lmao.logs import tee_stderr
+
+# First, so an import interrupted by Ctrl-C ends in one line too (lmao.logs).
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+tee_stderr(sm.log)
+
 from lmao.store import TokenStore
 from lmao.vector_models import read_fasttext_bin, save_floret_table, train_floret_table
 from lmao.vectors import read_glove_text, save_table
 
-sm = snakemake  # noqa: F821  (injected by Snakemake)
-tee_stderr(sm.log)
 spec = sm.params.spec
 if "train" in spec:
     train = spec["train"]
