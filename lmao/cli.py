@@ -135,6 +135,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     print((Path(args.out) / "table.md").read_text())
 
 
+def cmd_config_reference(args: argparse.Namespace) -> None:
+    from .config_reference import config_reference
+
+    sys.stdout.write(config_reference())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmao", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("check-config", cmd_check_config, "validate a config and summarise the grid")
+    command("config-reference", cmd_config_reference, "print every config key, what it takes "
+            "and its default, from the schema (docs/config.md)", config=False)
     p = command("tokenize", cmd_tokenize, "tokenize a configured corpus into a token store")
     p.add_argument("corpus")
     p.add_argument("--n-process", type=int, default=1, help="tokenizer processes")
