@@ -8,20 +8,23 @@ the installed `gensim` package ships, so the demo needs no download.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import copyreg
 import csv
 import html
 import io
+import json
+import math
 import pickle
 import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .fileio import InputError, open_binary, read_jsonl, read_lines
+from .fileio import InputError, read_jsonl, read_lines
 
 
 def gensim_test_data() -> Path:
@@ -120,8 +123,67 @@ def _iter_texts(source: dict) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class LabelledText:
+    """One labelled text; `path` and `line` say where it was read, so that a later check
+    (a label only dev or test has) can name the place. They take no part in equality."""
+
     text: str
     label: str
+    path: str | None = field(default=None, compare=False)
+    line: int | None = field(default=None, compare=False)
+
+
+def label_map(labels: dict | None) -> dict[str, str] | None:
+    """A source's `labels` map keyed by the label as written: a string key as it is
+    (trimmed), another (YAML's `1: pos`, `true: pos`) as its JSON text, so that key 1 matches
+    JSON 1 and the text label "1", key true matches JSON true, and 1.0 matches neither."""
+    if labels is None:
+        return None
+    mapped: dict[str, str] = {}
+    for key, name in labels.items():
+        text = key.strip() if isinstance(key, str) else json.dumps(key)
+        if text in mapped:
+            raise ValueError(f"labels: {key!r} is in the map twice (as {text!r})")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"labels: {key!r} maps to {name!r}; a class name is a non-empty "
+                             "string")
+        mapped[text] = name.strip()
+    return mapped
+
+
+_MISSING = ("nan", "none", "null")
+
+
+def clean_label(path: str | Path, line_no: int | None, value: object,
+                labels: dict[str, str] | None = None) -> str:
+    """The class name of a label as a file writes it, by the one rule every format follows:
+    surrounding whitespace is trimmed (`"pos "` is `pos`); an empty label, NaN or infinity
+    is refused, and so is a text that spells a missing value (nan, None, null) unless the
+    map names it; a number or boolean is refused unless the source's `labels` map names it;
+    with a map every label must be in it. Nothing in a file can quietly add a class."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(path, line_no, f"label {value!r} is not a class (NaN or infinity)")
+    if isinstance(value, str):
+        key = value.strip()
+        if not key:
+            raise InputError(path, line_no, "empty label")
+        if labels is None and key.lower() in _MISSING:  # what str(NaN) or str(None) writes
+            raise InputError(path, line_no, f"label {key!r} reads as a missing value, not a "
+                             "class; if it is one, name it in the source's labels map")
+    elif isinstance(value, bool | int | float):
+        key = json.dumps(value)
+        if labels is None:
+            kind = "boolean" if isinstance(value, bool) else "number"
+            raise InputError(path, line_no, f"label {key} is a {kind}, not a string: write it "
+                             f"as a string, or map it with the source's labels (e.g. labels: "
+                             f"{{{key}: pos}})")
+    else:
+        raise InputError(path, line_no, f"label {value!r} is not a string")
+    if labels is None:
+        return key
+    if key not in labels:
+        raise InputError(path, line_no, f"label {key!r} is not in the source's labels map "
+                         f"(it maps {sorted(labels)})")
+    return labels[key]
 
 
 class _Bunch(dict):
@@ -180,17 +242,21 @@ def newsgroup_posts(path: str | Path | None = None) -> list[LabelledText]:
 
 
 def fasttext_labelled_lines(
-    path: str | Path | None = None, encoding: str = "utf-8"
+    path: str | Path | None = None, encoding: str = "utf-8", labels: dict | None = None
 ) -> list[LabelledText]:
-    """Lines like `__label__pos text ...`."""
-    items = []
+    """Lines like `__label__pos text ...` (label and text split by spaces or a tab)."""
+    items, labels = [], label_map(labels)
     for line_no, line in read_lines(path, encoding):
         if not line.strip():
             continue
-        label, _space, text = line.partition(" ")
+        label, text = (line.strip().split(None, 1) + [""])[:2]
         if not label.startswith("__label__") or not text.strip():
             raise InputError(path, line_no, "expected '__label__<label> <text>'")
-        items.append(LabelledText(text.strip(), label.removeprefix("__label__")))
+        if text.startswith("__label__"):
+            raise InputError(path, line_no, "several labels; a task takes one label per text "
+                             "(multi-label is not supported)")
+        items.append(LabelledText(text.strip(), clean_label(
+            path, line_no, label.removeprefix("__label__"), labels), str(path), line_no))
     return items
 
 
@@ -214,9 +280,10 @@ def genre_passages(per_label: int = 400, words: int = 40) -> list[LabelledText]:
         LabelledText(text, "wikipedia") for text in wiki]
 
 
-def label_text_lines(path: str | Path, encoding: str = "utf-8") -> list[LabelledText]:
+def label_text_lines(path: str | Path, encoding: str = "utf-8", labels: dict | None = None
+                     ) -> list[LabelledText]:
     """Lines like `pos text ...`: the label, whitespace, the text."""
-    items = []
+    items, labels = [], label_map(labels)
     for line_no, line in read_lines(path, encoding):
         if not line.strip():
             continue
@@ -224,13 +291,18 @@ def label_text_lines(path: str | Path, encoding: str = "utf-8") -> list[Labelled
         if len(parts) < 2:
             raise InputError(path, line_no, "expected '<label> <text>' (a label, a space or "
                              "tab, the text)")
-        items.append(LabelledText(parts[1], parts[0]))
+        items.append(LabelledText(parts[1], clean_label(path, line_no, parts[0], labels),
+                                  str(path), line_no))
     return items
 
 
-def jsonl_labelled(path: str | Path, text_field: str = "text", label_field: str = "label"):
-    """JSON lines with a text and a label field (e.g. IMDB); unlabelled lines are skipped."""
-    items = []
+def jsonl_labelled(path: str | Path, text_field: str = "text", label_field: str = "label",
+                   labels: dict | None = None) -> list[LabelledText]:
+    """JSON lines with a text and a label field (e.g. IMDB). Lines whose label is missing or
+    null are unlabelled and skipped (IMDB's unsup reviews); any other label follows
+    `clean_label`, and one file holds one kind of label (strings, numbers or booleans)."""
+    items, labels = [], label_map(labels)
+    first_kind: tuple[str, int] | None = None  # (kind, line) of the first label
     for line_no, obj in read_jsonl(path):
         text, label = obj.get(text_field), obj.get(label_field)
         if label is None:
@@ -238,20 +310,32 @@ def jsonl_labelled(path: str | Path, text_field: str = "text", label_field: str 
         if isinstance(label, (list, dict)):
             raise InputError(path, line_no, f"field {label_field!r} holds several labels; a "
                              "task takes one label per text (multi-label is not supported)")
+        name = clean_label(path, line_no, label, labels)
+        kind = ("string" if isinstance(label, str) else
+                "boolean" if isinstance(label, bool) else "number")
+        if first_kind is None:
+            first_kind = (kind, line_no)
+        elif kind != first_kind[0]:
+            raise InputError(path, line_no, f"label {json.dumps(label)} is a {kind}, but line "
+                             f"{first_kind[1]}'s is a {first_kind[0]}: mixed kinds of label")
         if not isinstance(text, str) or not text.strip():
             raise InputError(path, line_no, f"expected a non-empty string field {text_field!r}")
-        items.append(LabelledText(text, str(label)))
+        items.append(LabelledText(text, name, str(path), line_no))
     return items
 
 
 def delimited_rows(path: str | Path, delimiter: str, fields: list[str],
                    encoding: str = "utf-8") -> Iterator[tuple[int, list[str]]]:
     """(first line, values of `fields`) for each row of a CSV or TSV file whose header row
-    names the columns (other columns are ignored; a quoted field may span lines)."""
+    names the columns (other columns are ignored; a quoted field may span lines).
+
+    The csv module reads `read_lines`' lines, so that bad bytes name their own line (a
+    decoding wrapper reads ahead in chunks and would name an earlier one), lone CRs end lines
+    and a BOM is dropped; a quoted field that spans lines keeps \\n for its line breaks."""
     kind = "TSV" if delimiter == "\t" else "CSV"
     row_start = 1
-    with open_binary(path) as raw, io.TextIOWrapper(raw, encoding=encoding, newline="") as text:
-        reader = csv.reader(text, delimiter=delimiter)
+    with contextlib.closing(read_lines(path, encoding)) as numbered:  # closes the file early
+        reader = csv.reader((line + "\n" for _line_no, line in numbered), delimiter=delimiter)
         try:
             header = [name.strip().lstrip("\ufeff") for name in next(reader, [])]
             missing = [name for name in fields if name not in header]
@@ -270,20 +354,19 @@ def delimited_rows(path: str | Path, delimiter: str, fields: list[str],
                 yield line_no, [row[i].strip() for i in at]
         except csv.Error as err:
             raise InputError(path, row_start, f"malformed {kind} ({err})") from None
-        except UnicodeDecodeError as err:
-            raise InputError(path, row_start, f"invalid {encoding} ({err.reason})") from None
 
 
 def delimited_labelled(path: str | Path, delimiter: str, text_field: str = "text",
-                       label_field: str = "label", encoding: str = "utf-8"
-                       ) -> list[LabelledText]:
+                       label_field: str = "label", encoding: str = "utf-8",
+                       labels: dict | None = None) -> list[LabelledText]:
     """Labelled texts from the named columns of a CSV or TSV file."""
-    items = []
+    items, labels = [], label_map(labels)
     for line_no, (body, label) in delimited_rows(path, delimiter, [text_field, label_field],
                                                  encoding):
         if not body or not label:
             raise InputError(path, line_no, f"empty {text_field if not body else label_field!r}")
-        items.append(LabelledText(body, label))
+        items.append(LabelledText(body, clean_label(path, line_no, label, labels),
+                                  str(path), line_no))
     return items
 
 
@@ -303,15 +386,25 @@ def acl_imdb_reviews(root: str | Path, split: str) -> Iterator[LabelledText]:
                 text = path.read_text(encoding="utf-8")
             except UnicodeDecodeError as err:
                 raise InputError(path, None, f"invalid UTF-8 ({err.reason})") from err
-            yield LabelledText(text.strip(), "" if label == "unsup" else label)
+            yield LabelledText(text.strip(), "" if label == "unsup" else label, str(path))
 
 
 def iter_labelled(source: dict) -> list[LabelledText]:
-    """Labelled texts of one configured source; with `strip_html: true`, without markup."""
+    """Labelled texts of one configured source; with `strip_html: true`, without markup.
+    The file readers apply the source's `labels` map themselves (their errors name the line);
+    for the built-in sources it is applied here."""
     items = _iter_labelled(source)
+    if "labels" in source and source["type"] not in _MAPPING_READERS:
+        labels = label_map(source["labels"])
+        where = source.get("path", source["type"])
+        items = [replace(item, label=clean_label(item.path or where, item.line, item.label,
+                                                 labels)) for item in items]
     if source.get("strip_html"):
-        items = [LabelledText(strip_html(item.text), item.label) for item in items]
+        items = [replace(item, text=strip_html(item.text)) for item in items]
     return items
+
+
+_MAPPING_READERS = ("fasttext", "label_text", "jsonl", "csv", "tsv")
 
 
 def _iter_labelled(source: dict) -> list[LabelledText]:
@@ -324,18 +417,19 @@ def _iter_labelled(source: dict) -> list[LabelledText]:
         return genre_passages()
     if kind == "gensim_polarity":  # gensim's copy of the Pang & Lee sentences is cp1252
         return fasttext_labelled_lines(gensim_test_data() / "pang_lee_polarity.cor", "cp1252")
+    labels = source.get("labels")
     if kind == "fasttext":
-        return fasttext_labelled_lines(source["path"], source.get("encoding", "utf-8"))
+        return fasttext_labelled_lines(source["path"], source.get("encoding", "utf-8"), labels)
     if kind == "label_text":
-        return label_text_lines(source["path"], source.get("encoding", "utf-8"))
+        return label_text_lines(source["path"], source.get("encoding", "utf-8"), labels)
     if kind == "jsonl":
         return jsonl_labelled(source["path"], source.get("text_field", "text"),
-                              source.get("label_field", "label"))
+                              source.get("label_field", "label"), labels)
     if kind in ("csv", "tsv"):
         return delimited_labelled(source["path"], "," if kind == "csv" else "\t",
                                   source.get("text_field", "text"),
                                   source.get("label_field", "label"),
-                                  source.get("encoding", "utf-8"))
+                                  source.get("encoding", "utf-8"), labels)
     raise ValueError(f"unknown labelled source type {kind!r}")
 
 
@@ -348,7 +442,8 @@ class TaggedSentence:
     tags: list[str]
 
 
-_TAG = re.compile(r"^(O|[BI]-\S+)$")
+# the type after B-/I- is a run of non-space characters that does not start with "-" (B--)
+_TAG = re.compile(r"^(O|[BI]-[^\s-]\S*)$")
 
 
 def conll_sentences(
@@ -358,7 +453,12 @@ def conll_sentences(
     """Sentences of a CoNLL-style NER file (one token per line, blank line between).
 
     Works for CoNLL-2003 (space-separated, `-DOCSTART-` lines) and WNUT-17 (tab-separated,
-    a stray BOM line). Tags are returned as written (IOB1 or IOB2).
+    a stray BOM line). Tags are returned as written (IOB1 or IOB2); a malformed tag (`B--`,
+    `B-`, `X-PER`) or, under a tab separator, a token with a space in it names its line.
+    A type change without B- (`B-PER I-LOC`, `I-PER I-LOC`) is read as IOB1 and spaCy's
+    `iob_to_biluo` read it: a new entity starts at the I- tag. That is how IOB1 writes two
+    adjacent entities (CoNLL-2003 does, 248 times), and WNUT-17's own dev file, IOB2, has one
+    (line 1674, I-person then I-creative-work), so refusing it would refuse the real data.
     """
     words: list[str] = []
     tags: list[str] = []
@@ -392,7 +492,13 @@ def conll_sentences(
                              f"has {width[0]}: every token line needs the same columns")
         tag = cells[tag_column]
         if not _TAG.match(tag):
-            raise InputError(path, line_no, f"expected an IOB tag (O, B-X, I-X), got {tag!r}")
+            raise InputError(path, line_no, f"expected an IOB tag (O, B-X, I-X; X a type that "
+                             f"does not start with '-'), got {tag!r}")
+        if not cells[0]:
+            raise InputError(path, line_no, "empty token before the tag")
+        if separator is not None and any(c.isspace() for c in cells[0]):
+            raise InputError(path, line_no, f"token {cells[0]!r} holds a space; a token is "
+                             f"one word (is the separator a tab?)")
         words.append(cells[0])
         tags.append(tag)
     if words:

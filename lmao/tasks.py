@@ -132,15 +132,29 @@ def build_textcat_task(task: dict, out_dir: str | Path) -> dict:
     if len(labels) < 2:
         raise InputError(_source_name(task["source"]), None,
                          f"a text classification task needs ≥ 2 labels, found {labels}")
-    unseen = sorted({item.label for name in ("dev", "test") for item in parts[name]}
-                    - {item.label for item in parts["train"]})
-    if unseen:
-        raise InputError(_source_name(task["source"]), None,
-                         f"labels {unseen} appear in dev or test but not in train")
+    _refuse_unseen_labels(task, parts)
     docs = {name: textcat_docs(items, labels, task.get("max_words"))
             for name, items in parts.items()}
     meta = {"type": "textcat", "labels": labels}
     return _write_docbins(docs, Path(out_dir), meta)
+
+
+def _refuse_unseen_labels(task: dict, parts: dict[str, list[LabelledText]]) -> None:
+    """A label that only dev or test has could never be predicted, yet would be scored: name
+    the file and line where it first appears (the lowest line of its split's items)."""
+    trained = {item.label for item in parts["train"]}
+    unseen = sorted({item.label for name in ("dev", "test") for item in parts[name]} - trained)
+    if not unseen:
+        return
+    for name in ("dev", "test"):
+        found = [item for item in parts[name] if item.label == unseen[0]]
+        if found:
+            first = min(found, key=lambda item: item.line or 0)
+            others = f" (nor are {unseen[1:]})" if len(unseen) > 1 else ""
+            where = first.path or _source_name(task.get(f"{name}_source", task["source"]))
+            raise InputError(where, first.line, f"label {unseen[0]!r} first appears here, in "
+                             f"{name}, but no training example has it{others}: a model cannot "
+                             "learn it")
 
 
 def _read_splits(task: dict, read_docs) -> dict[str, list[Doc]]:  # noqa: ANN001
@@ -227,10 +241,35 @@ def build_ud_task(task: dict, out_dir: str | Path) -> dict:
     return _write_docbins(docs, Path(out_dir), {"type": "ud", "labels": labels})
 
 
+def stratified_sample(labels: list[str], n: int, seed: int) -> list[int]:
+    """Positions of a seeded sample of `n` of `labels` that holds every class: each class
+    gets one example and the rest are shared in proportion to what each class has left
+    (largest remainder, ties to the larger class, then by name); sorted, so the parent's
+    order is kept. A plain sample of a small n can miss a class, and a textcat model trained
+    without it would still be scored on it as if nothing were wrong."""
+    by_class: dict[str, list[int]] = {}
+    for position, label in enumerate(labels):
+        by_class.setdefault(label, []).append(position)
+    if n < len(by_class):
+        raise ValueError(f"train_sizes: {n} examples cannot hold all {len(by_class)} classes "
+                         f"({sorted(by_class)}); the smallest size is {len(by_class)}")
+    rest, spare = n - len(by_class), max(len(labels) - len(by_class), 1)
+    shares = {label: divmod(rest * (len(pos) - 1), spare) for label, pos in by_class.items()}
+    quota = {label: 1 + whole for label, (whole, _part) in shares.items()}
+    by_remainder = sorted(by_class, key=lambda label: (
+        -shares[label][1], -len(by_class[label]), label))
+    for label in by_remainder[: n - sum(quota.values())]:
+        quota[label] += 1
+    rng = random.Random(seed)
+    return sorted(i for label in sorted(by_class)
+                  for i in rng.sample(by_class[label], quota[label]))
+
+
 def subsample_task(parent_dir: str | Path, out_dir: str | Path, n_train: int,
                    seed: int = 0) -> dict:
     """The parent task with a seeded sample of `n_train` of its training examples (kept in
-    the parent's order); dev and test stay the same, so scores compare across sizes."""
+    the parent's order); dev and test stay the same, so scores compare across sizes. For a
+    text classification task the sample is stratified by label (`stratified_sample`)."""
     parent_dir = Path(parent_dir)
     vocab = spacy.blank("en").vocab
     splits = {path.stem: list(DocBin().from_disk(path).get_docs(vocab))
@@ -239,9 +278,13 @@ def subsample_task(parent_dir: str | Path, out_dir: str | Path, n_train: int,
     if n_train > len(train):
         raise ValueError(f"train_sizes: {n_train} is more than the {len(train)} training "
                          f"examples of {parent_dir}")
-    keep = sorted(random.Random(seed).sample(range(len(train)), n_train))
-    splits["train"] = [train[i] for i in keep]
     parent_meta = json.loads((parent_dir / "meta.json").read_text())
+    if parent_meta.get("type") == "textcat":
+        labels = [max(doc.cats, key=doc.cats.__getitem__) for doc in train]
+        keep = stratified_sample(labels, n_train, seed)
+    else:
+        keep = sorted(random.Random(seed).sample(range(len(train)), n_train))
+    splits["train"] = [train[i] for i in keep]
     meta = {k: v for k, v in parent_meta.items() if k != "sizes"}
     return _write_docbins(splits, Path(out_dir), {**meta, "subset_of": parent_dir.name})
 
