@@ -7,7 +7,9 @@ runs, checkpoints and inits exist, so the rule files stay thin.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from .encoder import EncoderSettings
 from .finetune import PRIMARY_METRIC
 from .pretrain import PretrainSettings
 from .search import n_samples, sample_hyperparameters
+from .workflow import special_file
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 NO_PRETRAINING = "none"
@@ -90,13 +93,19 @@ def validate_config(config: Any) -> None:
     defaults: the schema)."""
     import jsonschema
 
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    schema = load_schema()
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if errors:  # the most relevant, not yet inside a oneOf (describe_schema_error picks)
         error = max(errors, key=jsonschema.exceptions.relevance)
         raise ConfigError(describe_schema_error(error)) from None
     check_references(config)
     fill_defaults(config, schema)
+
+
+@functools.cache
+def load_schema() -> dict[str, Any]:
+    """The config schema, read once (validation and the search-space checks share it)."""
+    return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
 def fill_defaults(config: Any, schema: dict) -> None:
@@ -133,6 +142,11 @@ def describe_schema_error(error: Any) -> str:
         if len(selected) != 1:
             return f"at {_key_path(error.absolute_path)}: {_branches(error)}"
         error = min(selected[0], key=lambda e: (-len(e.absolute_path), e.validator != "required"))
+    if isinstance(error.schema, dict) and error.schema.get("title") == "safe name":
+        # `$defs/slug`: jsonschema's own message shows a regex, and for a key (propertyNames)
+        # it names only the parent's path
+        return (f"at {_key_path(error.absolute_path)}: the name {error.instance!r} is not a "
+                f"safe name ({error.schema['description']})")
     return f"at {_key_path(error.absolute_path)}: {error.message[:300]}"
 
 
@@ -236,6 +250,53 @@ def check_references(config: dict[str, Any]) -> None:
         task = config["tasks"].get(parser["task"])
         if task is None or task["type"] != "ud":
             raise ConfigError(f"parsers.{name}.task: {parser['task']!r} is not a ud task")
+    check_finetune_numbers(config["finetune"])
+
+
+def check_finetune_numbers(finetune: dict[str, Any]) -> None:
+    """What the schema cannot say about fine-tuning's numbers: `patience` and the frozen
+    epochs against `epochs`, and every value a search can draw against the range the
+    schema gives the same key under `hyperparameters` (one definition), so an absurd
+    sample fails at start-up, not as a traceback hours into a job."""
+    import jsonschema
+
+    epochs, patience = finetune["epochs"], finetune.get("patience", 0)
+    if patience > epochs:
+        raise ConfigError(f"finetune.patience: {patience} is more than finetune.epochs "
+                          f"({epochs}): every run would end before patience could stop it")
+    frozen = (finetune.get("hyperparameters") or {}).get("freeze_encoder_epochs", 0)
+    _check_frozen_epochs("finetune.hyperparameters.freeze_encoder_epochs", frozen, epochs)
+    schema = load_schema()
+    rules = schema["properties"]["finetune"]["properties"]["hyperparameters"]["properties"]
+    for key, dimension in ((finetune.get("search") or {}).get("space") or {}).items():
+        (kind, values), = dimension.items()
+        where = f"finetune.search.space.{key}.{kind}"
+        rule = {"$defs": schema["$defs"], **rules[key]}
+        if kind != "choice" and _resolve(rule, schema).get("type") == "integer":
+            raise ConfigError(f"{where}: draws fractions, but {key} is a whole number; "
+                              f"list the values instead ({key}: {{choice: [...]}})")
+        validator = jsonschema.Draft202012Validator(rule)
+        for i, value in enumerate(values):
+            error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+            if error is not None:
+                raise ConfigError(f"{where}[{i}]: {error.message[:300]}")
+            if key == "freeze_encoder_epochs":
+                _check_frozen_epochs(f"{where}[{i}]", value, epochs)
+        if kind != "choice" and not values[0] < values[1]:
+            raise ConfigError(f"{where}: {values} is not [low, high] with low below high")
+
+
+def _check_frozen_epochs(where: str, frozen: int, epochs: int) -> None:
+    if frozen >= epochs:
+        raise ConfigError(f"{where}: {frozen} is not less than finetune.epochs ({epochs}): "
+                          "the encoder would stay frozen for the whole run, never trained")
+
+
+def _resolve(rule: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A property's schema with its `$ref: "#/$defs/..."` followed (to read its type)."""
+    while "$ref" in rule:
+        rule = schema["$defs"][rule["$ref"].removeprefix("#/$defs/")]
+    return rule
 
 
 SOURCE_PATH_KEYS = ("path", "train", "dev", "test")
@@ -269,13 +330,22 @@ def download_folder(path: str) -> str | None:
 
 def local_sources(spec: Any, where: str) -> dict[str, str]:
     """The paths of `source_paths` that exist before the workflow runs (not downloads/),
-    checked: a missing one is a `ConfigError` naming its key."""
+    checked: a missing one, or one that is not a regular file or folder (a FIFO or
+    /dev/zero would hang every reader and the source digest), is a `ConfigError` naming
+    its key. A stat, unlike an open, never blocks on a FIFO."""
     local = {key: path for key, path in source_paths(spec, where).items()
              if download_folder(path) is None}
     for key, path in local.items():
-        if not Path(path).exists():
+        try:
+            status = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
             raise ConfigError(f"{key}: no such file or folder: {path} "
-                              f"(relative paths start from {Path.cwd()})")
+                              f"(relative paths start from {Path.cwd()})") from None
+        except OSError as err:
+            raise ConfigError(f"{key}: cannot read {path}: {err.strerror}") from None
+        kind = special_file(status)
+        if kind is not None:
+            raise ConfigError(f"{key}: {path} is not a regular file or folder ({kind})")
     return local
 
 

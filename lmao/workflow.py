@@ -6,11 +6,12 @@ import ast
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
-from lmao.fileio import write_json
+from lmao.fileio import InputError, write_json
 
 
 def export_package_path(basedir: str | Path) -> None:
@@ -138,15 +139,39 @@ SOURCE_DIGESTS = Path(".snakemake/lmao/source-digests.json")
 LARGE_SOURCE = 256 * 2**20  # bytes; hashing a file this big is announced on stderr
 
 
+def special_file(status: os.stat_result) -> str | None:
+    """What a path is when it is neither a regular file nor a folder ("a FIFO"), else None:
+    reading a FIFO or a character device such as /dev/zero never ends."""
+    mode = status.st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def _regular(path: Path, where: str = "") -> os.stat_result:
+    """`path`'s stat, refused (InputError) unless it is a regular file or folder: a digest
+    must end, and a source folder's digest must cover every file in it."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise InputError(path, None, f"no such file (a broken link?){where}") from None
+    kind = special_file(status)
+    if kind is not None:
+        raise InputError(path, None, f"not a regular file or folder ({kind}){where}")
+    return status
+
+
 def stat_key(path: Path) -> list[int]:
     """What changes when a file's bytes may have: size, mtime, ctime (an edit that puts the
     old mtime back still moves it) and inode (a file replaced by another)."""
-    stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+    status = path.stat()
+    return [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino]
 
 
 def _sha256(path: Path) -> str:
-    size = path.stat().st_size
+    size = _regular(path).st_size  # never open a FIFO: the digest would wait forever
     if size >= LARGE_SOURCE:
         print(f"lmao: hashing {path} ({size / 2**30:.1f} GiB), once per change",
               file=sys.stderr)
@@ -165,13 +190,13 @@ class SourceDigests:
             self.cache = {}
         self.changed = False
 
-    def _cached(self, path: Path, stat: object, compute) -> str:  # noqa: ANN001
+    def _cached(self, path: Path, stats: object, compute) -> str:  # noqa: ANN001
         key = str(path.resolve())
         cached = self.cache.get(key)
-        if cached is not None and cached["stat"] == stat:
+        if cached is not None and cached["stat"] == stats:
             return cached["sha256"]
         digest = compute()
-        self.cache[key] = {"stat": stat, "sha256": digest}
+        self.cache[key] = {"stat": stats, "sha256": digest}
         self.changed = True
         return digest
 
@@ -183,9 +208,11 @@ class SourceDigests:
         (cached as one entry, keyed by all its files' stats: an unpacked aclImdb folder
         has 100,000 files)."""
         path = Path(path)
-        if not path.is_dir():
+        if not stat.S_ISDIR(_regular(path).st_mode):
             return self.file(path)
-        files = sorted(p for p in path.rglob("*") if p.is_file())
+        inside = f" inside the source folder {path}"
+        files = sorted(p for p in path.rglob("*")
+                       if not stat.S_ISDIR(_regular(p, inside).st_mode))
         names = [file.relative_to(path).as_posix() for file in files]
         stats = hashlib.sha256(json.dumps([[name, *stat_key(file)] for name, file
                                            in zip(names, files, strict=True)]).encode())
