@@ -4,7 +4,7 @@
 
 from snakemake.utils import min_version
 
-from lmao.experiment import check_sources, validate_config
+from lmao.config import check_sources, validate_config
 
 min_version("9.0")
 

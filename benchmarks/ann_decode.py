@@ -62,8 +62,9 @@ def predicted_queries(args: argparse.Namespace, n: int) -> np.ndarray:
     """Own-word predictions of a checkpoint on held-out text (inputs as they are)."""
     from spacy.vocab import Vocab
 
+    from lmao.config import load_config
     from lmao.decode import held_out_segments, load_checkpoint_model, predict_segments
-    from lmao.experiment import Experiment, load_config
+    from lmao.grid import Experiment
     from lmao.pretrain import OBJECTIVE_COLUMNS
     from lmao.store import TokenStore
 

@@ -93,8 +93,8 @@ def spacy_config(workdir: Path, width: int, batch_words: int, static: bool):
     from spacy.language import DEFAULT_CONFIG_PRETRAIN_PATH
     from spacy.util import load_config, load_model_from_config
 
-    from lmao.encoder import EncoderSettings
     from lmao.finetune import training_config
+    from lmao.settings import EncoderSettings
 
     encoder = EncoderSettings(width=width, depth=4, include_static_vectors=static)
     config = training_config("textcat", workdir, encoder, {}, seed=0,

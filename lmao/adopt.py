@@ -23,9 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .experiment import Experiment, load_config
+from .config import load_config
 from .fileio import check_replaceable_folder
-from .workflow import CODE_RECORD, RestoreError, read_code_record
+from .grid import Experiment
+from .provenance import CODE_RECORD, read_code_record
+
+
+class AdoptError(RuntimeError):
+    """Results that cannot be adopted: they would not follow from the target config."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,7 @@ def check_up_to_date(snakefile: Path, config: Path, results: list[str]) -> None:
         return
     plan = _snakemake(snakefile, config, "--dry-run", *results)
     if plan.returncode != 0 or "Nothing to be done" not in plan.stdout + plan.stderr:
-        raise RestoreError(f"{config}: Snakemake would rerun some of the results to adopt, so "
+        raise AdoptError(f"{config}: Snakemake would rerun some of the results to adopt, so "
                            "they do not follow from that config; bring it up to date first. "
                            f"snakemake --dry-run said:\n{(plan.stdout + plan.stderr)[-3000:]}")
 
@@ -189,7 +194,7 @@ def adopt(source_config: Path, target_config: Path, snakefile: Path = Path("Snak
     as Snakemake's are."""
     source, target = (Experiment(load_config(p)) for p in (source_config, target_config))
     if source.name == target.name:
-        raise RestoreError(f"{source_config} and {target_config} share the name "
+        raise AdoptError(f"{source_config} and {target_config} share the name "
                            f"{source.name!r}: their results are the same folder already")
     source_results, source_logs = Path("results") / source.name, Path("logs") / source.name
     target_results, target_logs = Path("results") / target.name, Path("logs") / target.name
@@ -222,7 +227,7 @@ def adopt(source_config: Path, target_config: Path, snakefile: Path = Path("Snak
     for path, (atime, mtime) in kept.items():
         os.utime(path, ns=(atime, mtime), follow_symlinks=False)
     if touched.returncode != 0:
-        raise RestoreError(f"snakemake --touch for {target_config} failed:\n"
+        raise AdoptError(f"snakemake --touch for {target_config} failed:\n"
                            f"{(touched.stdout + touched.stderr)[-3000:]}")
     _copy_code_record(source_results, target_results, plan.copy, plan.record)
     return plan

@@ -8,10 +8,12 @@ import sys
 from itertools import chain
 from pathlib import Path
 
-from .experiment import ConfigError, Experiment, load_config
+from .adopt import AdoptError
+from .config import ConfigError, load_config
 from .fileio import InputError
+from .grid import Experiment
 from .pretrain import ChangedSettingsError, Preempted
-from .workflow import RestoreError
+from .restore import RestoreError
 
 
 def _experiment(args: argparse.Namespace) -> Experiment:
@@ -101,7 +103,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def cmd_restore(args: argparse.Namespace) -> None:
-    from .workflow import restore
+    from .restore import restore
 
     restore(args.config, check_dvc=not args.no_dvc_check)
     print(f"{args.config}: restored results recorded as up to date; `snakemake -n "
@@ -213,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, InputError, ChangedSettingsError, RestoreError, OSError) as err:
+    except (ConfigError, InputError, ChangedSettingsError, RestoreError, AdoptError,
+            OSError) as err:
         print(f"lmao {args.command}: error: {err}", file=sys.stderr)
         return 2
     except Preempted as stopped:

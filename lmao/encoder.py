@@ -6,37 +6,13 @@ shape; both sides therefore build the model from `tok2vec_config`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from spacy.util import registry
 from thinc.api import Model, chain
 from thinc.types import Floats2d
 
-DEFAULT_ATTRS = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
-DEFAULT_ROWS = [5000, 1000, 2500, 2500]
-
-
-@dataclass(frozen=True)
-class EncoderSettings:
-    """spaCy's CNN tok2vec: hash embeddings + maxout/layer norm, then residual window CNN."""
-
-    width: int = 96
-    depth: int = 4
-    window_size: int = 1
-    maxout_pieces: int = 3
-    attrs: list[str] = field(default_factory=lambda: list(DEFAULT_ATTRS))
-    rows: list[int] = field(default_factory=lambda: list(DEFAULT_ROWS))
-    include_static_vectors: bool = False
-    architecture: str = "cnn"  # or "bilstm"
-    max_length: int = 200  # the BiLSTM encodes longer sequences in chunks of this length
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> EncoderSettings:
-        return cls(**(data or {}))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from .settings import EncoderSettings
 
 
 def tok2vec_config(settings: EncoderSettings) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import json
 import lzma
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,3 +199,14 @@ def append_jsonl(path: str | Path, obj: dict) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(obj, sort_keys=True) + "\n")
         handle.flush()
+
+
+def special_file(status: os.stat_result) -> str | None:
+    """What a path is when it is neither a regular file nor a folder ("a FIFO"), else None:
+    reading a FIFO or a character device such as /dev/zero never ends."""
+    mode = status.st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a file")

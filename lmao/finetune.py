@@ -23,11 +23,13 @@ from spacy.util import load_config, registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Optimizer, get_current_ops
 
-from .encoder import EncoderSettings, build_tok2vec, tok2vec_config
+from .encoder import build_tok2vec, tok2vec_config
 from .fileio import InputError, atomic_dir, atomic_path
 from .finetune_state import EpochStates, run_fingerprint
+from .grid import PRIMARY_METRIC
 from .multitask import AuxiliaryLMAO, AuxiliarySettings
 from .ops import BlasOps, using_ops
+from .settings import EncoderSettings
 
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "learn_rate": 0.001,
@@ -43,7 +45,6 @@ DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "min_updates_per_epoch": 50,  # smaller batches where batch_words would give fewer
 }
 
-PRIMARY_METRIC = {"textcat": "accuracy", "ner": "ents_f", "ud": "las"}  # picks the best epoch
 
 _LISTENER = {"@architectures": "spacy.Tok2VecListener.v1", "width": None, "upstream": "*"}
 

@@ -28,10 +28,10 @@ import spacy
 import thinc
 from thinc.api import Config, Model, Ops, Optimizer
 
+from .digests import stat_key
 from .fileio import write_bytes
 from .ops import random_state, set_random_state
 from .pretrain.state import optimizer_state, restore_optimizer
-from .workflow import stat_key
 
 
 def pipeline_nodes(nlp) -> list[Model]:  # noqa: ANN001

@@ -16,8 +16,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .experiment import NO_PRETRAINING, PRIMARY_METRIC, REFERENCES, Init  # noqa: E402
+from .config import NO_PRETRAINING  # noqa: E402
 from .fileio import InputError, atomic_path, write_json, write_text  # noqa: E402
+from .grid import PRIMARY_METRIC, REFERENCES, Init
 from .stats import holm, paired_test, verdict  # noqa: E402
 
 COLUMNS = ["task", "task_type", "pretrain_run", "words", "sample", "seed", "split", "epoch",

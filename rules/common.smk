@@ -1,5 +1,5 @@
 # Helpers shared by every .smk file (paths, inputs and params). All logic about the
-# experiment itself lives in lmao.experiment; this file only turns it into file names.
+# experiment itself lives in lmao.config and lmao.grid; this file only turns it into file names.
 #
 # How reruns are decided (docs/architecture.md, "Reruns"): every job's `params:` is the
 # exact slice of the config its output depends on (Experiment.*_job), and every file it
@@ -14,15 +14,10 @@
 import sys
 from pathlib import Path
 
-from lmao.experiment import (
-    DOWNLOADS,
-    Experiment,
-    canonical,
-    download_folder,
-    local_sources,
-    source_paths,
-)
-from lmao.workflow import (
+from lmao.config import DOWNLOADS, download_folder, local_sources, source_paths
+from lmao.grid import Experiment, canonical
+from lmao.digests import SourceDigests
+from lmao.provenance import (
     CODE_RECORD,
     code_changes,
     describe_code_changes,
@@ -30,7 +25,6 @@ from lmao.workflow import (
     finished_jobs,
     read_code_record,
     record_code,
-    SourceDigests,
     workflow_code,
 )
 

@@ -101,7 +101,7 @@ def test_config(tmp_path_factory) -> tuple[Path, dict]:
 
 def all_tasks(config: dict) -> dict[str, dict]:
     """The configured tasks and their low-data subsets."""
-    from lmao.experiment import expand_train_sizes
+    from lmao.grid import expand_train_sizes
 
     return expand_train_sizes(config["tasks"])
 

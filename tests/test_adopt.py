@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from lmao.adopt import workflow_jobs
-from lmao.experiment import Experiment, load_config
+from lmao.config import load_config
+from lmao.grid import Experiment
 
 from .conftest import REPO, snakemake
 from .test_reruns import finetunes, planned, pretrains

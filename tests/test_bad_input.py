@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import yaml
 
-from lmao.encoder import EncoderSettings, build_tok2vec
-from lmao.experiment import ConfigError, load_config, validate_config
+from lmao.config import ConfigError, load_config, validate_config
+from lmao.encoder import build_tok2vec
 from lmao.fileio import InputError
 from lmao.finetune import check_checkpoint
 from lmao.pretrain import Preempted
+from lmao.settings import EncoderSettings
 from lmao.sources import conll_sentences, conllu_sentences
 from lmao.store import build_store
 from lmao.tasks import build_task

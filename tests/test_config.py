@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lmao.experiment import ConfigError, Experiment, human, load_config, validate_config
+from lmao.config import ConfigError, load_config, validate_config
+from lmao.grid import Experiment, human
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -137,3 +138,13 @@ def test_defaults_come_from_the_schema_as_snakemake_fills_them(name):
     validate(snakemakes, str(REPO / "lmao" / "schemas" / "config.schema.yaml"))
     assert ours == snakemakes
     assert "patience" in ours["finetune"]  # a default the schema names
+
+
+def test_a_labels_map_with_mixed_keys_is_canonical_json():
+    """YAML's `{2: pos, unknown: neg, false: no}` has int, str and bool keys: a job's params
+    still sort, with each key as the JSON text the label readers match."""
+    from lmao.grid import canonical
+
+    params = canonical({"labels": {2: "pos", "unknown": "neg", False: "no"}, "b": [{3: "x"}]})
+    assert params == {"b": [{"3": "x"}], "labels": {"2": "pos", "false": "no", "unknown": "neg"}}
+    assert list(params["labels"]) == ["2", "false", "unknown"]

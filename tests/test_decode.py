@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from lmao import decode
+from lmao.config import ConfigError, load_config
 from lmao.decode import (
     DecodeSettings,
     ExactIndex,
@@ -26,7 +27,7 @@ from lmao.decode import (
     recall_at_k,
     write_decode_report,
 )
-from lmao.experiment import ConfigError, Experiment, load_config
+from lmao.grid import Experiment
 from lmao.pretrain import (
     OBJECTIVE_COLUMNS,
     PretrainSettings,

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from lmao.encoder import EncoderSettings, bilstm_encoder, build_tok2vec, tok2vec_config
+from lmao.encoder import bilstm_encoder, build_tok2vec, tok2vec_config
+from lmao.settings import EncoderSettings
 
 
 @pytest.fixture

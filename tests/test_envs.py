@@ -54,8 +54,8 @@ def imports(path: Path) -> set[str]:
 
 def third_party_imports(script: Path) -> set[str]:
     """Top-level names of the non-`lmao`, non-stdlib modules the script and the package
-    modules it runs (as `lmao.workflow.imported_modules` follows them) import."""
-    from lmao.workflow import imported_modules
+    modules it runs (as `lmao.provenance.imported_modules` follows them) import."""
+    from lmao.provenance import imported_modules
 
     third_party: set[str] = set()
     for path in [script, *imported_modules(script, REPO / "lmao")]:

@@ -1,7 +1,7 @@
 import json
 
-from lmao.encoder import EncoderSettings
 from lmao.finetune import finetune, train_words
+from lmao.settings import EncoderSettings
 from lmao.tasks import build_task
 
 ENCODER = EncoderSettings(width=16, depth=1, rows=[300, 50, 100, 100])
@@ -28,7 +28,8 @@ def test_same_seed_same_scores_other_seed_other_scores(tmp_path):
 def test_the_best_dev_epoch_is_scored_once_on_test(tmp_path):
     import spacy
 
-    from lmao.finetune import PRIMARY_METRIC, evaluate, read_examples
+    from lmao.finetune import evaluate, read_examples
+    from lmao.grid import PRIMARY_METRIC
 
     task_dir = tmp_path / "task"
     build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
@@ -74,8 +75,8 @@ def test_multitask_adds_the_lmao_loss_on_unlabelled_text(lee_store, lee_vectors,
 def test_the_bag_of_words_reference_trains_without_an_encoder(tmp_path):
     """spaCy's efficiency text classifier: no tok2vec in the pipeline, no checkpoint, and it
     learns the demo's newsgroups task (atheism or space?) well above chance."""
-    from lmao.encoder import EncoderSettings
     from lmao.finetune import finetune, training_config
+    from lmao.settings import EncoderSettings
     from lmao.tasks import build_task
 
     task = {"type": "textcat", "source": {"type": "gensim_newsgroups"}, "max_words": 200,
@@ -91,8 +92,8 @@ def test_the_bag_of_words_reference_trains_without_an_encoder(tmp_path):
 
 
 def test_the_ensemble_classifier_listens_to_the_encoder(tmp_path):
-    from lmao.encoder import EncoderSettings
     from lmao.finetune import training_config
+    from lmao.settings import EncoderSettings
 
     config = training_config("textcat", tmp_path, EncoderSettings(width=32), {}, 0,
                              textcat="ensemble")

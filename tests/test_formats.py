@@ -11,8 +11,9 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from lmao.experiment import ConfigError, Experiment, validate_config
+from lmao.config import ConfigError, validate_config
 from lmao.fileio import InputError, read_jsonl, read_lines
+from lmao.grid import Experiment
 from lmao.sources import conll_sentences, iter_labelled, ner_sentences
 from lmao.tasks import build_task
 

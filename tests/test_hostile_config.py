@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lmao.experiment import ConfigError, load_config, load_schema, validate_config
+from lmao.config import ConfigError, load_config, load_schema, validate_config
+from lmao.digests import SourceDigests
 from lmao.fileio import InputError
-from lmao.workflow import SourceDigests
 
 from .conftest import REPO, SNAKEMAKE
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from spacy.training.initialize import init_nlp
 
-from lmao.encoder import EncoderSettings
 from lmao.finetune import training_config
 from lmao.pretrain import PretrainSettings, pretrain
+from lmao.settings import EncoderSettings
 from lmao.tasks import build_task
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,8 +13,9 @@ import spacy
 import yaml
 from spacy.tokens import DocBin
 
-from lmao.experiment import canonical, validate_config
+from lmao.config import validate_config
 from lmao.fileio import InputError, read_lines
+from lmao.grid import canonical
 from lmao.sources import conll_sentences, iter_labelled, ner_sentences
 from lmao.tasks import build_task, ner_doc, split_labelled, stratified_sample, subsample_task
 
@@ -182,7 +183,7 @@ def test_a_labels_map_applies_to_the_built_in_sources(tmp_path):
 
 
 def test_the_schema_takes_a_labels_map_of_non_empty_names():
-    from lmao.experiment import ConfigError
+    from lmao.config import ConfigError
 
     def config(labels: dict) -> dict:
         task = {"type": "textcat", "source": {"type": "jsonl", "path": "a.jsonl",

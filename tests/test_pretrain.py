@@ -8,9 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from lmao.encoder import EncoderSettings, build_tok2vec
+from lmao.encoder import build_tok2vec
 from lmao.fileio import InputError
 from lmao.pretrain import ChangedSettingsError, PretrainSettings, WordStream, pretrain
+from lmao.settings import EncoderSettings
 from lmao.store import TokenStore
 
 TINY = {"width": 16, "depth": 1, "rows": [300, 50, 100, 100]}

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from lmao import workflow
-from lmao.workflow import SourceDigests
+from lmao import digests
+from lmao.digests import SourceDigests
 
 
 def sha256(data: bytes) -> str:
@@ -34,7 +34,7 @@ def test_the_cache_answers_until_the_file_is_touched(tmp_path, source, monkeypat
     first = SourceDigests(cache).of({"k": str(source)})
     hashed = []
     real = hashlib.file_digest
-    monkeypatch.setattr(workflow.hashlib, "file_digest",
+    monkeypatch.setattr(digests.hashlib, "file_digest",
                         lambda *a: hashed.append(1) or real(*a))
     assert SourceDigests(cache).of({"k": str(source)}) == first  # read from the cache
     assert hashed == []

@@ -221,7 +221,7 @@ def test_an_unknown_source_key_is_refused_not_ignored():
 
     import yaml
 
-    from lmao.experiment import ConfigError, validate_config
+    from lmao.config import ConfigError, validate_config
 
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     broken = copy.deepcopy(config)

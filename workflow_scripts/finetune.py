@@ -6,9 +6,9 @@ from lmao.logs import tee_stderr
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
 
-from lmao.encoder import EncoderSettings
 from lmao.finetune import finetune
 from lmao.multitask import AuxiliarySettings
+from lmao.settings import EncoderSettings
 from lmao.tasks import train_size
 
 job = sm.params.job

@@ -6,8 +6,8 @@ from lmao.logs import tee_stderr
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
 
-from lmao.encoder import EncoderSettings
 from lmao.finetune import finetune
+from lmao.settings import EncoderSettings
 
 job = sm.params.job
 finetune("ud", sm.input.task, EncoderSettings.from_dict(job["encoder"]), job["hyperparameters"],

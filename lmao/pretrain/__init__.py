@@ -15,6 +15,7 @@ The parts, each small enough to read alone:
 - `loop`: the training loop, logging and pre-emption.
 """
 
+from ..settings import ENGINES, LOSSES, MASK_WORD, OBJECTIVE_COLUMNS, OBJECTIVES, PretrainSettings
 from .engines import DocTok2Vec, FastTok2Vec, NoFastPath, TypeFeatures, TypeVectors, make_engine
 from .loop import Preempted, PretrainInputs, pretrain
 from .model import (
@@ -27,7 +28,6 @@ from .model import (
     update_output,
 )
 from .objective import VectorObjective
-from .settings import ENGINES, LOSSES, MASK_WORD, OBJECTIVE_COLUMNS, OBJECTIVES, PretrainSettings
 from .state import (
     ChangedSettingsError,
     RunPaths,

@@ -20,12 +20,12 @@ from tqdm import tqdm
 
 from ..fileio import append_jsonl, write_bytes
 from ..ops import BlasOps, GpuOps, using_ops
+from ..settings import MASK_WORD, PretrainSettings
 from ..store import TokenStore, read_heads
 from ..vectors import load_table, targets_for_types
 from .engines import DocTok2Vec, FastTok2Vec, make_engine
 from .model import build_pretrain_model, input_vocab, output_of, update_output
 from .objective import VectorObjective
-from .settings import MASK_WORD, PretrainSettings
 from .state import (
     RunPaths,
     fingerprint,

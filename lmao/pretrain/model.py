@@ -15,8 +15,8 @@ from thinc.api import (
 )
 
 from ..encoder import build_tok2vec
+from ..settings import PretrainSettings
 from .objective import VectorObjective
-from .settings import PretrainSettings
 
 
 def input_vocab(lang: str = "en") -> Vocab:

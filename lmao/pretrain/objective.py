@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from thinc.api import CosineDistance, L2Distance, get_array_module
 
-from .settings import OBJECTIVE_COLUMNS
+from ..settings import OBJECTIVE_COLUMNS
 
 
 class VectorObjective:

@@ -24,9 +24,9 @@ from thinc.api import Model, Ops, Optimizer
 
 from ..fileio import InputError, write_bytes, write_text
 from ..ops import random_state, set_random_state
+from ..settings import PretrainSettings
 from ..store import TokenStore
 from .model import build_pretrain_model
-from .settings import PretrainSettings
 
 
 def to_host(value: Any) -> Any:

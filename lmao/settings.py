@@ -1,11 +1,43 @@
-"""What a pre-training run is asked to do: objective, loss, optimiser, engine, masking."""
+"""What each step is asked to do, as typed settings: plain data, no spaCy, so the workflow
+can build its DAG, and a config can be checked, without loading the models.
+
+A config's slices become these (`lmao.grid`); the code that runs a step reads them
+(`lmao.encoder` builds the model an `EncoderSettings` describes, `lmao.pretrain` trains
+as a `PretrainSettings` says).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..encoder import EncoderSettings
+DEFAULT_ATTRS = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+DEFAULT_ROWS = [5000, 1000, 2500, 2500]
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """spaCy's CNN tok2vec: hash embeddings + maxout/layer norm, then residual window CNN."""
+
+    width: int = 96
+    depth: int = 4
+    window_size: int = 1
+    maxout_pieces: int = 3
+    attrs: list[str] = field(default_factory=lambda: list(DEFAULT_ATTRS))
+    rows: list[int] = field(default_factory=lambda: list(DEFAULT_ROWS))
+    include_static_vectors: bool = False
+    architecture: str = "cnn"  # or "bilstm"
+    max_length: int = 200  # the BiLSTM encodes longer sequences in chunks of this length
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> EncoderSettings:
+        return cls(**(data or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- pre-training
 
 OBJECTIVE_COLUMNS: dict[str, tuple] = {  # what each token predicts, left to right
     "own_word": (0,),

@@ -1,71 +1,30 @@
-"""One experiment's configuration: loading, validation, and the questions rules ask of it.
+"""A config file: read, checked and completed, before anything runs.
 
-Snakemake validates the same schema at start-up; this module adds the checks a schema
-cannot express (names that must refer to each other) and answers for the workflow which
-runs, checkpoints and inits exist, so the rule files stay thin.
+The schema (`schemas/config.schema.yaml`) says what each key takes; this module adds what a
+schema cannot say (names that must refer to each other, numbers that must agree, source
+paths that must be readable files) and fills in the schema's defaults. Snakemake's start-up
+and `lmao check-config` run exactly these checks. It imports no spaCy: checking a config,
+or building the workflow's DAG, loads no model.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .encoder import EncoderSettings
-from .finetune import PRIMARY_METRIC
-from .pretrain import PretrainSettings
-from .search import n_samples, sample_hyperparameters
-from .workflow import special_file
+from .fileio import special_file
+from .settings import PretrainSettings
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
-NO_PRETRAINING = "none"
-# Reference models (`finetune.references`): the task types each applies to, and its label.
-REFERENCES = {
-    "bow": (("textcat",), "bag-of-words (reference)"),
-    "spacy_cnn": (("ner", "ud"), "spaCy CNN + vectors (reference)"),
-}
-# The `spacy_cnn` reference: the tok2vec `spacy init config` writes for a CPU pipeline
-# (width 96, depth 4, window 1, 3 maxout pieces, these hash rows), reading the same static
-# vectors as the inits (`finetune.input_vectors`), and no pre-training.
-SPACY_CNN = EncoderSettings(width=96, depth=4, window_size=1, maxout_pieces=3,
-                            rows=[5000, 1000, 2500, 2500], include_static_vectors=True)
 
+NO_PRETRAINING = "none"
 
 class ConfigError(ValueError):
     """A configuration that is well-formed but inconsistent; the message names the key."""
-
-
-@dataclass(frozen=True)
-class Init:
-    """Where a fine-tuning run's encoder starts: a checkpoint, or nothing (run 'none')."""
-
-    run: str
-    words: int
-
-    @property
-    def label(self) -> str:
-        if self.run == NO_PRETRAINING:
-            return "no pre-training"
-        if self.run in REFERENCES:
-            return REFERENCES[self.run][1]
-        if self.words == 0:  # no checkpoint: a multi-task configuration
-            return f"{self.run} (multi-task)"
-        return f"{self.run} {human(self.words)}"
-
-
-def human(words: int) -> str:
-    """12000000 -> '12M' (column labels of tables and plots)."""
-    for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
-        if words >= size and words % (size // 1000 or 1) == 0:
-            value = words / size
-            return f"{value:g}{unit}"
-    return str(words)
-
 
 def load_config(path: str | Path, check_files: bool = True) -> dict[str, Any]:
     """Read and validate a config file (schema, cross-references and, unless told not to,
@@ -85,7 +44,6 @@ def load_config(path: str | Path, check_files: bool = True) -> dict[str, Any]:
         check_sources(config)
     return config
 
-
 def validate_config(config: Any) -> None:
     """The schema, then the cross-references; a failure names the key path and what the
     schema allows there. Then the schema's defaults are filled in, in place, so `lmao`
@@ -101,12 +59,10 @@ def validate_config(config: Any) -> None:
     check_references(config)
     fill_defaults(config, schema)
 
-
 @functools.cache
 def load_schema() -> dict[str, Any]:
     """The config schema, read once (validation and the search-space checks share it)."""
     return yaml.safe_load(SCHEMA_PATH.read_text())
-
 
 def fill_defaults(config: Any, schema: dict) -> None:
     """Set every `default` the schema names where the config leaves it out: the recipe of
@@ -126,7 +82,6 @@ def fill_defaults(config: Any, schema: dict) -> None:
         yield from check_properties(validator, properties, instance, subschema)
 
     jsonschema.validators.extend(base, {"properties": set_defaults})(schema).validate(config)
-
 
 def describe_schema_error(error: Any) -> str:
     """`at tasks.x.source.format: 'wnut' is not one of [...]`: for a `oneOf` (the kinds of
@@ -149,7 +104,6 @@ def describe_schema_error(error: Any) -> str:
                 f"safe name ({error.schema['description']})")
     return f"at {_key_path(error.absolute_path)}: {error.message[:300]}"
 
-
 def _branches(error: Any) -> str:
     """What a oneOf's branches ask for: `type` or `format` values, or one of some keys."""
     values: dict[str, list[str]] = {}
@@ -169,18 +123,15 @@ def _branches(error: Any) -> str:
         return f"expected {how_many} of the keys {required}"
     return error.message[:300]
 
-
 def _key_path(path: Any) -> str:
     parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in path]
     return "".join(parts).lstrip(".") or "(top level)"
-
 
 def check_sources(config: dict[str, Any]) -> None:
     """Every local file or folder the config reads exists (downloads/ come later)."""
     for section in ("corpora", "vectors", "tasks"):
         for name, spec in config.get(section, {}).items():
             local_sources(spec, f"{section}.{name}")
-
 
 def check_references(config: dict[str, Any]) -> None:
     corpora, vectors = config["corpora"], config["vectors"]
@@ -211,14 +162,14 @@ def check_references(config: dict[str, Any]) -> None:
                 raise ConfigError(f"decode.corpus: {decode['corpus']!r} is the pre-training "
                                   f"text of pretrain.{name}; decoding needs held-out text")
     for name, run in config["pretrain"].items():
-        if name in REFERENCES:
+        if name in reference_models():
             raise ConfigError(f"pretrain.{name}: the name {name!r} is a reference model's")
         extra = set(run.get("finetune_checkpoints", [])) - set(run["checkpoints"])
         if extra:
             raise ConfigError(f"pretrain.{name}.finetune_checkpoints: {sorted(extra)} not among "
                               f"the run's checkpoints {sorted(set(run['checkpoints']))}")
     for name, spec in (config["finetune"].get("multitask") or {}).items():
-        if name == NO_PRETRAINING or name in config["pretrain"] or name in REFERENCES:
+        if name == NO_PRETRAINING or name in config["pretrain"] or name in reference_models():
             raise ConfigError(f"finetune.multitask.{name}: the name is taken (no pre-training "
                               "or a pre-training run)")
         if spec["corpus"] not in corpora:
@@ -252,7 +203,6 @@ def check_references(config: dict[str, Any]) -> None:
             raise ConfigError(f"parsers.{name}.task: {parser['task']!r} is not a ud task")
     check_finetune_numbers(config["finetune"])
 
-
 def check_finetune_numbers(finetune: dict[str, Any]) -> None:
     """What the schema cannot say about fine-tuning's numbers: `patience` and the frozen
     epochs against `epochs`, and every value a search can draw against the range the
@@ -285,12 +235,10 @@ def check_finetune_numbers(finetune: dict[str, Any]) -> None:
         if kind != "choice" and not values[0] < values[1]:
             raise ConfigError(f"{where}: {values} is not [low, high] with low below high")
 
-
 def _check_frozen_epochs(where: str, frozen: int, epochs: int) -> None:
     if frozen >= epochs:
         raise ConfigError(f"{where}: {frozen} is not less than finetune.epochs ({epochs}): "
                           "the encoder would stay frozen for the whole run, never trained")
-
 
 def _resolve(rule: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     """A property's schema with its `$ref: "#/$defs/..."` followed (to read its type)."""
@@ -298,10 +246,9 @@ def _resolve(rule: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
         rule = schema["$defs"][rule["$ref"].removeprefix("#/$defs/")]
     return rule
 
-
 SOURCE_PATH_KEYS = ("path", "train", "dev", "test")
-DOWNLOADS = "downloads"  # the `download` rule's folder, shared by every config
 
+DOWNLOADS = "downloads"  # the `download` rule's folder, shared by every config
 
 def source_paths(spec: Any, where: str) -> dict[str, str]:
     """Every file or folder a config entry reads, by its key path (`tasks.x.source.train`):
@@ -321,12 +268,10 @@ def source_paths(spec: Any, where: str) -> dict[str, str]:
     walk(spec, where, None)
     return found
 
-
 def download_folder(path: str) -> str | None:
     """`downloads/<name>` for a path the `download` rule makes (None for any other path)."""
     parts = Path(path).parts
     return str(Path(*parts[:2])) if len(parts) >= 2 and parts[0] == DOWNLOADS else None
-
 
 def local_sources(spec: Any, where: str) -> dict[str, str]:
     """The paths of `source_paths` that exist before the workflow runs (not downloads/),
@@ -349,179 +294,7 @@ def local_sources(spec: Any, where: str) -> dict[str, str]:
     return local
 
 
-def canonical(value: Any) -> Any:
-    """`value` as plain JSON data with sorted keys. A rule's params are compared by their
-    repr, so this makes them equal exactly when the settings are, whatever the key order."""
-    return json.loads(json.dumps(value, sort_keys=True))
-
-
-def expand_train_sizes(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    expanded: dict[str, dict[str, Any]] = {}
-    for name, spec in tasks.items():
-        expanded[name] = spec
-        for n in spec.get("train_sizes", []):
-            expanded[f"{name}-n{n}"] = {**spec, "subset_of": name, "n_train": n}
-    return expanded
-
-
-class Experiment:
-    """Typed answers about a validated config."""
-
-    def __init__(self, config: dict[str, Any]):
-        check_references(config)
-        self.config = config
-
-    @property
-    def name(self) -> str:
-        return self.config["name"]
-
-    def multitask(self) -> dict[str, dict[str, Any]]:
-        """`finetune.multitask`: configurations trained from scratch with the LMAO loss as an
-        auxiliary objective; each is an init of its own (run name, words 0)."""
-        return self.config["finetune"].get("multitask") or {}
-
-    def auxiliary(self, run: str, store: str | Path, vectors: str | Path):  # noqa: ANN201
-        """The auxiliary objective of a multi-task init (None for any other init)."""
-        from .multitask import AuxiliarySettings
-
-        spec = self.multitask().get(run)
-        return None if spec is None else AuxiliarySettings.from_dict(spec, store, vectors)
-
-    def encoder(self, run: str = NO_PRETRAINING) -> EncoderSettings:
-        if run == "spacy_cnn":
-            return SPACY_CNN
-        base = dict(self.config.get("encoder") or {})
-        if run in self.config["pretrain"]:
-            base.update(self.config["pretrain"][run].get("encoder") or {})
-        return EncoderSettings.from_dict(base)
-
-    def pretrain_settings(self, run: str) -> PretrainSettings:
-        settings = dict(self.config["pretrain"][run].get("settings") or {})
-        return PretrainSettings.from_dict({**settings, "encoder": self.encoder(run).to_dict()})
-
-    def checkpoints(self, run: str) -> list[int]:
-        return sorted(set(self.config["pretrain"][run]["checkpoints"]))
-
-    def finetune_checkpoints(self, run: str) -> list[int]:
-        """The checkpoints tasks start from (`finetune_checkpoints`; default: every one)."""
-        spec = self.config["pretrain"][run]
-        return sorted(set(spec.get("finetune_checkpoints", spec["checkpoints"])))
-
-    def previous_checkpoint(self, run: str, words: int) -> int | None:
-        """The run's checkpoint before `words` (None for the first); `words` must be one."""
-        checkpoints = self.checkpoints(run)
-        if words not in checkpoints:
-            raise ConfigError(f"pretrain.{run}.checkpoints: {words} is not one of {checkpoints}")
-        index = checkpoints.index(words)
-        return checkpoints[index - 1] if index else None
-
-    def inits(self) -> list[Init]:
-        """No pre-training, every checkpoint, every multi-task init, every reference."""
-        inits = [Init(NO_PRETRAINING, 0)]
-        for run in self.config["pretrain"]:
-            inits.extend(Init(run, words) for words in self.finetune_checkpoints(run))
-        inits.extend(Init(run, 0) for run in self.multitask())
-        inits.extend(Init(name, 0) for name in self.references())
-        return inits
-
-    def references(self) -> list[str]:
-        return list(self.config["finetune"].get("references") or [])
-
-    def inits_for(self, task: str) -> list[Init]:
-        """The inits a task trains from: a reference only where it applies to the task type."""
-        task_type = self.task_type(task)
-        return [init for init in self.inits()
-                if init.run not in REFERENCES or task_type in REFERENCES[init.run][0]]
-
-    def input_vectors(self, run: str) -> str | None:
-        """The vector table the encoder reads as input, if it reads one."""
-        if not self.encoder(run).include_static_vectors or run == "bow":
-            return None
-        if run not in self.config["pretrain"]:  # none, multi-task from scratch, spacy_cnn
-            table = self.config["finetune"].get("input_vectors")
-            if table is None:
-                raise ConfigError("finetune.input_vectors: the encoder reads static vectors, so "
-                                  "the no-pre-training baseline needs a vector table")
-            return table
-        spec = self.config["pretrain"][run]
-        return spec.get("input_vectors", spec["vectors"])
-
-    def decode_corpus(self) -> str | None:
-        """The held-out corpus checkpoints are decoded on (None: no decoding asked for)."""
-        return (self.config.get("decode") or {}).get("corpus")
-
-    def n_samples(self) -> int:
-        return n_samples(self.config["finetune"])
-
-    def hyperparameters(self, sample: int) -> dict[str, Any]:
-        return sample_hyperparameters(self.config["finetune"], sample)
-
-    def tasks(self) -> dict[str, dict[str, Any]]:
-        """Every task the grid trains on: the configured ones and, for each size N in a
-        task's `train_sizes`, `{task}-n{N}`: the same task with N training examples."""
-        return expand_train_sizes(self.config["tasks"])
-
-    def trained_tasks(self) -> list[str]:
-        """The tasks fine-tuned: all of `tasks()` but a full-size task whose config says
-        `full_size: false` (it is still built: its subsets are cut from it)."""
-        return [name for name, spec in self.tasks().items()
-                if "subset_of" in spec or spec.get("full_size", True)]
-
-    def task_type(self, task: str) -> str:
-        return self.tasks()[task]["type"]
-
-    def primary_metric(self, task: str) -> str:
-        return PRIMARY_METRIC[self.task_type(task)]
-
-    # -------------------------------------------------- what each job's output depends on
-    # Each method returns the exact slice of the config that determines one job's output, as
-    # plain data (`canonical`). The rules pass it as `params:` and the job's script reads its
-    # settings from there alone, so Snakemake's params trigger reruns a job exactly when its
-    # slice changes (and, through its outputs, everything downstream of it).
-
-    def corpus_job(self, corpus: str) -> dict[str, Any]:
-        return canonical(self.config["corpora"][corpus])
-
-    def vectors_job(self, table: str) -> dict[str, Any]:
-        return canonical(self.config["vectors"][table])
-
-    def parser_job(self, parser: str) -> dict[str, Any]:
-        spec = self.config["parsers"][parser]
-        return canonical({"encoder": self.encoder().to_dict(),
-                          "hyperparameters": self.config["finetune"].get("hyperparameters", {}),
-                          "epochs": spec["epochs"], "seed": spec["seed"]})
-
-    def pretrain_job(self, run: str, words: int) -> dict[str, Any]:
-        """Settings (encoder included) and the checkpoints up to `words`: the job trains from
-        the previous checkpoint's state to exactly `words`."""
-        return canonical({"settings": asdict(self.pretrain_settings(run)),
-                          "checkpoints": [n for n in self.checkpoints(run) if n <= words]})
-
-    def task_job(self, task: str) -> dict[str, Any]:
-        """What builds a task's data; its `train_sizes` and `full_size` only say what is
-        fine-tuned, so changing them rebuilds nothing of this one."""
-        spec = self.tasks()[task]
-        return canonical({key: value for key, value in spec.items()
-                          if key not in ("train_sizes", "full_size")})
-
-    def finetune_job(self, task: str, run: str, words: int, sample: int,
-                     seed: int) -> dict[str, Any]:
-        spec = self.tasks()[task]
-        reference = run in REFERENCES
-        textcat = run if reference else spec.get("model", "reduce")
-        return canonical({
-            "task_type": spec["type"],
-            "textcat": textcat if spec["type"] == "textcat" else None,
-            "encoder": None if run == "bow" else self.encoder(run).to_dict(),
-            "hyperparameters": self.hyperparameters(sample),
-            "epochs": self.config["finetune"]["epochs"],
-            "patience": self.config["finetune"]["patience"],
-            "multitask": self.multitask().get(run),
-            "labels": {"task": task, "task_type": spec["type"],
-                       "base_task": spec.get("subset_of", task), "pretrain_run": run,
-                       "words": words, "sample": sample, "seed": seed},
-        })
-
-    def decode_job(self, run: str) -> dict[str, Any]:
-        return canonical({"settings": asdict(self.pretrain_settings(run)),
-                          "decode": self.config["decode"]})
+def reference_models() -> list[str]:
+    """The reference models a config may name (`finetune.references`): the schema's list."""
+    return list(load_schema()["properties"]["finetune"]["properties"]["references"]["items"]
+                ["enum"])
