@@ -26,6 +26,7 @@ from typing import Any
 from .config import load_config
 from .fileio import check_replaceable_folder
 from .grid import Experiment
+from .layout import Layout
 from .provenance import CODE_RECORD, read_code_record
 
 
@@ -48,54 +49,59 @@ class Job:
 
 def workflow_jobs(experiment: Experiment) -> dict[str, Job]:
     """The jobs of the corpus → vectors → pre-training → tasks → fine-tuning chain, keyed by
-    first output. Mirrors the input functions of rules/common.smk (a test checks the two
-    against Snakemake's own plan); jobs that read a parser's parse are left out, so they
-    are never adopted."""
-    config = experiment.config
+    first output (paths below the results folder, from `lmao.layout` as the rules' are; a
+    test checks the jobs against Snakemake's own plan); jobs that read a parser's parse are
+    left out, so they are never adopted."""
+    config, at = experiment.config, Layout.relative()
     jobs: dict[str, Job] = {}
     for corpus in config["corpora"]:
-        jobs[f"corpora/{corpus}"] = Job("tokenize_corpus", (f"corpora/{corpus}",),
-                                        f"tokenize/{corpus}.log", experiment.corpus_job(corpus))
+        jobs[at.store(corpus)] = Job("tokenize_corpus", (at.store(corpus),),
+                                     at.job_log("tokenize_corpus", corpus),
+                                     experiment.corpus_job(corpus))
     for table, spec in config["vectors"].items():
-        reads = (f"corpora/{spec['train']['corpus']}",) if "train" in spec else ()
-        jobs[f"vectors/{table}"] = Job("vectors", (f"vectors/{table}",), f"vectors/{table}.log",
-                                       experiment.vectors_job(table), reads)
+        reads = (at.store(spec["train"]["corpus"]),) if "train" in spec else ()
+        jobs[at.vectors(table)] = Job("vectors", (at.vectors(table),),
+                                      at.job_log("vectors", table),
+                                      experiment.vectors_job(table), reads)
     for run, spec in config["pretrain"].items():
         if "parser" in spec:
             continue
         tables = {spec["vectors"], experiment.input_vectors(run)} - {None}
         previous = None
         for words in experiment.checkpoints(run):
-            stem = f"pretrain/{run}/words-{words}"
-            reads = [f"corpora/{spec['corpus']}", *(f"vectors/{t}" for t in sorted(tables))]
+            reads = [at.store(spec["corpus"]), *(at.vectors(t) for t in sorted(tables))]
             if previous is not None:
-                reads.append(f"pretrain/{run}/words-{previous}.bin")
-            jobs[f"{stem}.bin"] = Job(
-                "pretrain", (f"{stem}.bin", f"{stem}.state"), f"{stem}.log",
-                experiment.pretrain_job(run, words), tuple(reads), (f"{stem}.benchmark.tsv",))
+                reads.append(at.checkpoint(run, previous))
+            jobs[at.checkpoint(run, words)] = Job(
+                "pretrain", (at.checkpoint(run, words), at.state(run, words)),
+                at.job_log("pretrain", run, f"words-{words}"),
+                experiment.pretrain_job(run, words), tuple(reads),
+                (at.pretrain_benchmark(run, words),))
             previous = words
     tasks = experiment.tasks()
     for task, spec in tasks.items():
-        reads = (f"tasks/{spec['subset_of']}",) if "subset_of" in spec else ()
-        jobs[f"tasks/{task}"] = Job("build_task", (f"tasks/{task}",), f"tasks/{task}.log",
-                                    experiment.task_job(task), reads)
+        reads = (at.task(spec["subset_of"]),) if "subset_of" in spec else ()
+        jobs[at.task(task)] = Job("build_task", (at.task(task),), at.job_log("build_task", task),
+                                  experiment.task_job(task), reads)
     multitask = experiment.multitask()
     for task in experiment.trained_tasks():
         for init in experiment.inits_for(task):
-            reads = [f"tasks/{task}"]
+            reads = [at.task(task)]
             if init.run in multitask:
                 aux = multitask[init.run]
-                reads += [f"corpora/{aux['corpus']}", f"vectors/{aux['vectors']}"]
+                reads += [at.store(aux["corpus"]), at.vectors(aux["vectors"])]
             elif init.run in config["pretrain"]:
-                reads.append(f"pretrain/{init.run}/words-{init.words}.bin")
+                reads.append(at.checkpoint(init.run, init.words))
             table = experiment.input_vectors(init.run)
             if table is not None:
-                reads.append(f"vectors/{table}")
+                reads.append(at.vectors(table))
             for sample in range(experiment.n_samples()):
                 for seed in config["finetune"]["seeds"]:
-                    name = f"{task}/{init.run}/words-{init.words}/sample-{sample}/seed-{seed}"
-                    jobs[f"finetune/{name}.jsonl"] = Job(
-                        "finetune", (f"finetune/{name}.jsonl",), f"finetune/{name}.log",
+                    scores = at.finetune_scores(task, init.run, init.words, sample, seed)
+                    log = at.job_log("finetune", task, init.run, f"words-{init.words}",
+                                     f"sample-{sample}", f"seed-{seed}")
+                    jobs[scores] = Job(
+                        "finetune", (scores,), log,
                         experiment.finetune_job(task, init.run, init.words, sample, seed),
                         tuple(dict.fromkeys(reads)))
     return jobs
@@ -168,8 +174,8 @@ def check_up_to_date(snakefile: Path, config: Path, results: list[str]) -> None:
     plan = _snakemake(snakefile, config, "--dry-run", *results)
     if plan.returncode != 0 or "Nothing to be done" not in plan.stdout + plan.stderr:
         raise AdoptError(f"{config}: Snakemake would rerun some of the results to adopt, so "
-                           "they do not follow from that config; bring it up to date first. "
-                           f"snakemake --dry-run said:\n{(plan.stdout + plan.stderr)[-3000:]}")
+                         "they do not follow from that config; bring it up to date first. "
+                         f"snakemake --dry-run said:\n{(plan.stdout + plan.stderr)[-3000:]}")
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -195,9 +201,10 @@ def adopt(source_config: Path, target_config: Path, snakefile: Path = Path("Snak
     source, target = (Experiment(load_config(p)) for p in (source_config, target_config))
     if source.name == target.name:
         raise AdoptError(f"{source_config} and {target_config} share the name "
-                           f"{source.name!r}: their results are the same folder already")
-    source_results, source_logs = Path("results") / source.name, Path("logs") / source.name
-    target_results, target_logs = Path("results") / target.name, Path("logs") / target.name
+                         f"{source.name!r}: their results are the same folder already")
+    theirs, ours = Layout.of(source.name), Layout.of(target.name)
+    source_results, source_logs = Path(theirs.results), Path(theirs.logs)
+    target_results, target_logs = Path(ours.results), Path(ours.logs)
     plan = adoptable(source, target, source_results, target_results)
     if dry_run or not (plan.copy or plan.record):
         return plan
@@ -228,7 +235,7 @@ def adopt(source_config: Path, target_config: Path, snakefile: Path = Path("Snak
         os.utime(path, ns=(atime, mtime), follow_symlinks=False)
     if touched.returncode != 0:
         raise AdoptError(f"snakemake --touch for {target_config} failed:\n"
-                           f"{(touched.stdout + touched.stderr)[-3000:]}")
+                         f"{(touched.stdout + touched.stderr)[-3000:]}")
     _copy_code_record(source_results, target_results, plan.copy, plan.record)
     return plan
 
@@ -244,13 +251,14 @@ def _copy_pretrain_logs(source_results: Path, target_results: Path, keys: list[s
     checkpoint), cut at the last checkpoint adopted: the source may have trained further."""
     from .pretrain.state import truncate_log
 
+    at = Layout.relative()
     last: dict[str, int] = {}
     for key in keys:
-        if key.startswith("pretrain/"):
-            _pretrain, run, name = key.split("/")
+        _first, run, name = (key.split("/") + ["", ""])[:3]
+        if key == at.checkpoint(run, name.removeprefix("words-").removesuffix(".bin")):
             last[run] = max(last.get(run, 0), int(name.removeprefix("words-").removesuffix(".bin")))
     for run, words in last.items():
-        log = Path("pretrain") / run / "log.jsonl"
+        log = Path(at.pretrain_log(run))
         if (source_results / log).exists():
             _copy(source_results / log, target_results / log)
             truncate_log(target_results / log, words)

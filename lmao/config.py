@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from .fileio import special_file
+from .layout import DOWNLOADS
 from .settings import PretrainSettings
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
@@ -248,7 +249,6 @@ def _resolve(rule: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 
 SOURCE_PATH_KEYS = ("path", "train", "dev", "test")
 
-DOWNLOADS = "downloads"  # the `download` rule's folder, shared by every config
 
 def source_paths(spec: Any, where: str) -> dict[str, str]:
     """Every file or folder a config entry reads, by its key path (`tasks.x.source.train`):

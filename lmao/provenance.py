@@ -26,7 +26,6 @@ def export_package_path(basedir: str | Path) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
 
 
-CODE_RECORD = "code.json"
 
 
 def _module_file(parts: list[str], root: Path) -> Path | None:

@@ -14,11 +14,11 @@
 import sys
 from pathlib import Path
 
-from lmao.config import DOWNLOADS, download_folder, local_sources, source_paths
+from lmao.config import download_folder, local_sources, source_paths
 from lmao.grid import Experiment, canonical
+from lmao.layout import REPORT_FILES, Layout, download_dir
 from lmao.digests import SourceDigests
 from lmao.provenance import (
-    CODE_RECORD,
     code_changes,
     describe_code_changes,
     export_package_path,
@@ -31,8 +31,7 @@ from lmao.provenance import (
 export_package_path(workflow.basedir)
 
 EXPERIMENT = Experiment(config)
-RESULTS = f"results/{EXPERIMENT.name}"
-LOGS = f"logs/{EXPERIMENT.name}"
+LAYOUT = Layout.of(EXPERIMENT.name)  # every path below comes from lmao.layout
 
 
 SOURCE_DIGESTS = SourceDigests()
@@ -69,23 +68,11 @@ def corpus_source_digests(wildcards):
     return source_digests(config["corpora"][corpus], f"corpora.{corpus}")
 
 
-def store_dir(corpus):
-    return f"{RESULTS}/corpora/{corpus}"
-
-
-def vectors_dir(table):
-    return f"{RESULTS}/vectors/{table}"
-
-
-def checkpoint_path(run, words):
-    return f"{RESULTS}/pretrain/{run}/words-{words}.bin"
-
-
 def vector_source_inputs(wildcards):
     spec = config["vectors"][wildcards.table]
     inputs = source_inputs(spec, f"vectors.{wildcards.table}")
     if "train" in spec:
-        inputs["store"] = store_dir(spec["train"]["corpus"])
+        inputs["store"] = LAYOUT.store(spec["train"]["corpus"])
     return inputs
 
 
@@ -106,7 +93,7 @@ def vectors_threads(wildcards):
 
 
 def parser_task(wildcards):
-    return f"{RESULTS}/tasks/{config['parsers'][wildcards.parser]['task']}"
+    return LAYOUT.task(config['parsers'][wildcards.parser]['task'])
 
 
 def parser_params(wildcards):
@@ -116,15 +103,15 @@ def parser_params(wildcards):
 def pretrain_inputs(wildcards):
     """Corpus, target (and input) vectors, and the state saved at the previous checkpoint."""
     spec = config["pretrain"][wildcards.run]
-    inputs = {"store": store_dir(spec["corpus"]), "vectors": vectors_dir(spec["vectors"])}
+    inputs = {"store": LAYOUT.store(spec["corpus"]), "vectors": LAYOUT.vectors(spec["vectors"])}
     table = EXPERIMENT.input_vectors(wildcards.run)
     if table is not None:
-        inputs["input_vectors"] = vectors_dir(table)
+        inputs["input_vectors"] = LAYOUT.vectors(table)
     if "parser" in spec:
-        inputs["parse"] = f"{RESULTS}/parses/{spec['corpus']}/{spec['parser']}"
+        inputs["parse"] = LAYOUT.parse(spec["corpus"], spec["parser"])
     previous = EXPERIMENT.previous_checkpoint(wildcards.run, int(wildcards.words))
     if previous is not None:
-        inputs["previous_state"] = f"{RESULTS}/pretrain/{wildcards.run}/words-{previous}.state"
+        inputs["previous_state"] = LAYOUT.state(wildcards.run, previous)
     return inputs
 
 
@@ -137,7 +124,7 @@ def task_inputs(wildcards):
     source files."""
     spec = EXPERIMENT.tasks()[wildcards.task]
     if "subset_of" in spec:
-        return {"parent": f"{RESULTS}/tasks/{spec['subset_of']}"}
+        return {"parent": LAYOUT.task(spec["subset_of"])}
     return source_inputs(spec, f"tasks.{wildcards.task}")
 
 
@@ -154,16 +141,16 @@ def task_source_digests(wildcards):
 
 def finetune_inputs(wildcards):
     """The task data, plus the checkpoint and input vectors this init needs."""
-    inputs = {"task": f"{RESULTS}/tasks/{wildcards.task}"}
+    inputs = {"task": LAYOUT.task(wildcards.task)}
     multitask = EXPERIMENT.multitask().get(wildcards.run)
     if multitask is not None:  # unlabelled text and target vectors of the auxiliary loss
-        inputs["aux_store"] = store_dir(multitask["corpus"])
-        inputs["aux_vectors"] = vectors_dir(multitask["vectors"])
+        inputs["aux_store"] = LAYOUT.store(multitask["corpus"])
+        inputs["aux_vectors"] = LAYOUT.vectors(multitask["vectors"])
     elif wildcards.run in config["pretrain"]:
-        inputs["checkpoint"] = checkpoint_path(wildcards.run, wildcards.words)
+        inputs["checkpoint"] = LAYOUT.checkpoint(wildcards.run, wildcards.words)
     table = EXPERIMENT.input_vectors(wildcards.run)
     if table is not None:
-        inputs["vectors"] = vectors_dir(table)
+        inputs["vectors"] = LAYOUT.vectors(table)
     return inputs
 
 
@@ -176,7 +163,7 @@ def finetune_logs():
     """Every fine-tuning log the config asks for: task × init (references included, where
     they apply) × sample × seed (each its own job, so a cluster runs them side by side)."""
     return [
-        f"{RESULTS}/finetune/{task}/{init.run}/words-{init.words}/sample-{sample}/seed-{seed}.jsonl"
+        LAYOUT.finetune_scores(task, init.run, init.words, sample, seed)
         for task in EXPERIMENT.trained_tasks()
         for init in EXPERIMENT.inits_for(task)
         for sample in range(EXPERIMENT.n_samples())
@@ -186,22 +173,21 @@ def finetune_logs():
 
 def data_outputs():
     return (
-        [store_dir(corpus) for corpus in config["corpora"]]
-        + [vectors_dir(table) for table in config["vectors"]]
-        + [f"{RESULTS}/tasks/{task}" for task in EXPERIMENT.tasks()]
+        [LAYOUT.store(corpus) for corpus in config["corpora"]]
+        + [LAYOUT.vectors(table) for table in config["vectors"]]
+        + [LAYOUT.task(task) for task in EXPERIMENT.tasks()]
     )
 
 
 def final_checkpoints():
     """Each pre-training run's last checkpoint; its folder's log.jsonl covers the whole run."""
     return {
-        run: checkpoint_path(run, EXPERIMENT.checkpoints(run)[-1]) for run in config["pretrain"]
+        run: LAYOUT.checkpoint(run, EXPERIMENT.checkpoints(run)[-1]) for run in config["pretrain"]
     }
 
 
 def report_outputs():
-    names = ("scores.csv", "table.md", "learning_curve.png", "metrics.json", "curves.csv")
-    return [f"{RESULTS}/{name}" for name in names]
+    return [LAYOUT.report_file(name) for name in REPORT_FILES]
 
 
 def decode_inputs(wildcards):
@@ -210,15 +196,15 @@ def decode_inputs(wildcards):
     spec = config["pretrain"][wildcards.run]
     corpus = EXPERIMENT.decode_corpus()
     inputs = {
-        "state": f"{RESULTS}/pretrain/{wildcards.run}/words-{wildcards.words}.state",
-        "store": store_dir(corpus),
-        "vectors": vectors_dir(spec["vectors"]),
+        "state": LAYOUT.state(wildcards.run, wildcards.words),
+        "store": LAYOUT.store(corpus),
+        "vectors": LAYOUT.vectors(spec["vectors"]),
     }
     table = EXPERIMENT.input_vectors(wildcards.run)
     if table is not None:
-        inputs["input_vectors"] = vectors_dir(table)
+        inputs["input_vectors"] = LAYOUT.vectors(table)
     if "parser" in spec:
-        inputs["parse"] = f"{RESULTS}/parses/{corpus}/{spec['parser']}"
+        inputs["parse"] = LAYOUT.parse(corpus, spec["parser"])
     return inputs
 
 
@@ -228,7 +214,7 @@ def decode_params(wildcards):
 
 def decode_evaluations():
     return [
-        f"{RESULTS}/decode/{run}/words-{words}.json"
+        LAYOUT.decode(run, words)
         for run in config["pretrain"]
         for words in EXPERIMENT.checkpoints(run)
     ]
@@ -238,7 +224,7 @@ def decode_outputs():
     """The decoding table, when the config asks for one."""
     if EXPERIMENT.decode_corpus() is None:
         return []
-    return [f"{RESULTS}/decode/table.md"]
+    return [LAYOUT.decode_table()]
 
 
 def download_params(wildcards):
@@ -247,7 +233,7 @@ def download_params(wildcards):
 
 def warn_about_package_code_changes():
     """Name the outputs that other `lmao` code made (Snakemake sees only script files)."""
-    changes = code_changes(read_code_record(Path(RESULTS) / CODE_RECORD),
+    changes = code_changes(read_code_record(LAYOUT.code_record()),
                            workflow_code(workflow.rules))
     if changes:
         print(describe_code_changes(changes), file=sys.stderr)
@@ -257,4 +243,4 @@ def record_package_code():
     """Record the code that made each output this invocation finished."""
     jobs = finished_jobs(workflow.dag)
     if jobs:
-        record_code(Path(RESULTS) / CODE_RECORD, jobs, workflow_code(workflow.rules))
+        record_code(LAYOUT.code_record(), jobs, workflow_code(workflow.rules))

@@ -3,11 +3,11 @@
 
 rule download:
     output:
-        folder=directory(f"{DOWNLOADS}/{{download}}"),
+        folder=directory(download_dir("{download}")),
     params:
         spec=download_params,
     log:
-        f"{LOGS}/download/{{download}}.log",
+        LAYOUT.job_log("download", "{download}"),
     conda:
         "../envs/corpora.yaml"
     script:
@@ -18,13 +18,13 @@ rule tokenize_corpus:
     input:
         unpack(corpus_inputs),
     output:
-        store=directory(f"{RESULTS}/corpora/{{corpus}}"),
+        store=directory(LAYOUT.store("{corpus}")),
     params:
         corpus=corpus_params,
         source_digests=corpus_source_digests,
     threads: 2  # tokenizer processes
     log:
-        f"{LOGS}/tokenize/{{corpus}}.log",
+        LAYOUT.job_log("tokenize_corpus", "{corpus}"),
     conda:
         "../envs/corpora.yaml"
     resources:

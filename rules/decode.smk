@@ -9,9 +9,9 @@ rule decode_checkpoint:
     params:
         job=decode_params,
     output:
-        evaluation=f"{RESULTS}/decode/{{run}}/words-{{words}}.json",
+        evaluation=LAYOUT.decode("{run}", "{words}"),
     log:
-        f"{LOGS}/decode/{{run}}/words-{{words}}.log",
+        LAYOUT.job_log("decode_checkpoint", "{run}", "words-{words}"),
     threads: 1  # exact and ANN queries per second are compared on one thread each
     conda:
         "../envs/decode.yaml"
@@ -26,10 +26,10 @@ rule decode_table:
     input:
         evaluations=decode_evaluations(),
     output:
-        json=f"{RESULTS}/decode/decode.json",
-        table=f"{RESULTS}/decode/table.md",
+        json=LAYOUT.result("decode", "decode.json"),
+        table=LAYOUT.decode_table(),
     log:
-        f"{LOGS}/decode/table.log",
+        LAYOUT.job_log("decode_table", "table"),
     conda:
         "../envs/decode.yaml"
     script:

@@ -8,9 +8,11 @@ rule finetune:
     params:
         job=finetune_params,
     output:
-        scores=f"{RESULTS}/finetune/{{task}}/{{run}}/words-{{words}}/sample-{{sample}}/seed-{{seed}}.jsonl",
+        scores=LAYOUT.finetune_scores("{task}", "{run}", "{words}", "{sample}", "{seed}"),
     log:
-        f"{LOGS}/finetune/{{task}}/{{run}}/words-{{words}}/sample-{{sample}}/seed-{{seed}}.log",
+        LAYOUT.job_log(
+            "finetune", "{task}", "{run}", "words-{words}", "sample-{sample}", "seed-{seed}"
+        ),
     conda:
         "../envs/finetune.yaml"
     resources:

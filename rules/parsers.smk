@@ -6,12 +6,12 @@ rule train_parser:
     input:
         task=parser_task,
     output:
-        model=directory(f"{RESULTS}/parsers/{{parser}}"),
-        scores=f"{RESULTS}/parsers/{{parser}}.scores.jsonl",
+        model=directory(LAYOUT.parser("{parser}")),
+        scores=LAYOUT.parser_scores("{parser}"),
     params:
         job=parser_params,
     log:
-        f"{LOGS}/parsers/{{parser}}.log",
+        LAYOUT.job_log("train_parser", "{parser}"),
     conda:
         "../envs/finetune.yaml"
     script:
@@ -22,12 +22,12 @@ rule train_parser:
 # it), so it reruns exactly when the store or the parser does.
 rule parse_corpus:
     input:
-        store=f"{RESULTS}/corpora/{{corpus}}",
-        parser=f"{RESULTS}/parsers/{{parser}}",
+        store=LAYOUT.store("{corpus}"),
+        parser=LAYOUT.parser("{parser}"),
     output:
-        parse=directory(f"{RESULTS}/parses/{{corpus}}/{{parser}}"),
+        parse=directory(LAYOUT.parse("{corpus}", "{parser}")),
     log:
-        f"{LOGS}/parses/{{corpus}}/{{parser}}.log",
+        LAYOUT.job_log("parse_corpus", "{corpus}", "{parser}"),
     conda:
         "../envs/finetune.yaml"
     script:

@@ -10,12 +10,12 @@ rule pretrain:
     params:
         job=pretrain_params,
     output:
-        checkpoint=f"{RESULTS}/pretrain/{{run}}/words-{{words}}.bin",
-        state=f"{RESULTS}/pretrain/{{run}}/words-{{words}}.state",
+        checkpoint=LAYOUT.checkpoint("{run}", "{words}"),
+        state=LAYOUT.state("{run}", "{words}"),
     log:
-        f"{LOGS}/pretrain/{{run}}/words-{{words}}.log",
+        LAYOUT.job_log("pretrain", "{run}", "words-{words}"),
     benchmark:
-        f"{RESULTS}/pretrain/{{run}}/words-{{words}}.benchmark.tsv"
+        LAYOUT.pretrain_benchmark("{run}", "{words}")
     threads: 2  # matrix products use every thread Snakemake grants (OMP/OpenBLAS)
     priority: 10  # checkpoints gate most fine-tunes: start them before any fine-tune
     conda:

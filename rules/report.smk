@@ -6,27 +6,41 @@ rule report:
         scores=finetune_logs(),
         checkpoints=list(final_checkpoints().values()),
     output:
-        scores=f"{RESULTS}/scores.csv",
-        table=report(f"{RESULTS}/table.md", caption="../report/table.rst", category="Results"),
-        curve=report(f"{RESULTS}/learning_curve.png", caption="../report/learning_curve.rst",
-                     category="Results"),
-        curve_svg=f"{RESULTS}/learning_curve.svg",
-        by_words=report(f"{RESULTS}/score_vs_words.png", caption="../report/score_vs_words.rst",
-                        category="Results"),
-        by_words_svg=f"{RESULTS}/score_vs_words.svg",
-        low_data=report(f"{RESULTS}/low_data.png", caption="../report/low_data.rst",
-                        category="Results"),
-        low_data_svg=f"{RESULTS}/low_data.svg",
-        pretraining=report(f"{RESULTS}/pretraining.png", caption="../report/pretraining.rst",
-                           category="Pre-training"),
-        pretraining_svg=f"{RESULTS}/pretraining.svg",
-        tables=directory(f"{RESULTS}/tables"),
-        metrics=f"{RESULTS}/metrics.json",
-        points=f"{RESULTS}/curves.csv",
+        scores=LAYOUT.report_file("scores.csv"),
+        table=report(
+            LAYOUT.report_file("table.md"), caption="../report/table.rst", category="Results"
+        ),
+        curve=report(
+            LAYOUT.report_file("learning_curve.png"),
+            caption="../report/learning_curve.rst",
+            category="Results",
+        ),
+        curve_svg=LAYOUT.report_file("learning_curve.svg"),
+        by_words=report(
+            LAYOUT.report_file("score_vs_words.png"),
+            caption="../report/score_vs_words.rst",
+            category="Results",
+        ),
+        by_words_svg=LAYOUT.report_file("score_vs_words.svg"),
+        low_data=report(
+            LAYOUT.report_file("low_data.png"), caption="../report/low_data.rst", category="Results"
+        ),
+        low_data_svg=LAYOUT.report_file("low_data.svg"),
+        pretraining=report(
+            LAYOUT.report_file("pretraining.png"),
+            caption="../report/pretraining.rst",
+            category="Pre-training",
+        ),
+        pretraining_svg=LAYOUT.report_file("pretraining.svg"),
+        tables=directory(LAYOUT.report_file("tables")),
+        metrics=LAYOUT.report_file("metrics.json"),
+        points=LAYOUT.report_file("curves.csv"),
     params:
-        runs=list(config["pretrain"]),
+        # each run's training log, appended by all its checkpoints' jobs (so no one job's
+        # output); the last checkpoint above is what the report waits for
+        pretrain_logs={run: LAYOUT.pretrain_log(run) for run in config["pretrain"]},
     log:
-        f"{LOGS}/report.log",
+        LAYOUT.job_log("report", "report"),
     conda:
         "../envs/report.yaml"
     script:

@@ -6,12 +6,12 @@ rule build_task:
     input:
         unpack(task_inputs),
     output:
-        task=directory(f"{RESULTS}/tasks/{{task}}"),
+        task=directory(LAYOUT.task("{task}")),
     params:
         task=task_params,
         source_digests=task_source_digests,
     log:
-        f"{LOGS}/tasks/{{task}}.log",
+        LAYOUT.job_log("build_task", "{task}"),
     conda:
         "../envs/finetune.yaml"
     script:

@@ -5,13 +5,13 @@ rule vectors:
     input:
         unpack(vector_source_inputs),
     output:
-        table=directory(f"{RESULTS}/vectors/{{table}}"),
+        table=directory(LAYOUT.vectors("{table}")),
     params:
         spec=vectors_params,
         source_digests=vectors_source_digests,
     threads: vectors_threads
     log:
-        f"{LOGS}/vectors/{{table}}.log",
+        LAYOUT.job_log("vectors", "{table}"),
     conda:
         "../envs/vectors.yaml"
     resources:

@@ -11,6 +11,5 @@ from pathlib import Path
 from lmao.report import build_report, pretraining_curves
 
 build_report(sm.input.scores, Path(sm.output.scores).parent)
-logs = {run: Path(checkpoint).parent / "log.jsonl"
-        for run, checkpoint in zip(sm.params.runs, sm.input.checkpoints, strict=True)}
-pretraining_curves(logs, sm.output.pretraining)
+pretraining_curves({run: Path(log) for run, log in sm.params.pretrain_logs.items()},
+                   sm.output.pretraining)

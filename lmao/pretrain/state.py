@@ -23,6 +23,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Ops, Optimizer
 
 from ..fileio import InputError, write_bytes, write_text
+from ..layout import PARTIAL_STATE, PRETRAIN_LOG, checkpoint_name, state_name
 from ..ops import random_state, set_random_state
 from ..settings import PretrainSettings
 from ..store import TokenStore
@@ -96,25 +97,26 @@ class ChangedSettingsError(ValueError):
 
 @dataclass
 class RunPaths:
-    """Files of one pre-training run: `words-N.bin` (spaCy tok2vec bytes) and `words-N.state`
-    (everything needed to continue from N) per checkpoint, a periodic `partial.state`, and
-    the JSON-lines training log."""
+    """Files of one pre-training run (`Layout.pretrain_run`), named as `lmao.layout` names
+    the rule's outputs: `words-N.bin` (spaCy tok2vec bytes) and `words-N.state` (everything
+    needed to continue from N) per checkpoint, a periodic `partial.state`, and the
+    JSON-lines training log."""
 
     out_dir: Path
 
     @property
     def log(self) -> Path:
-        return self.out_dir / "log.jsonl"
+        return self.out_dir / PRETRAIN_LOG
 
     @property
     def partial_state(self) -> Path:
-        return self.out_dir / "partial.state"
+        return self.out_dir / PARTIAL_STATE
 
     def checkpoint(self, words: int) -> Path:
-        return self.out_dir / f"words-{words}.bin"
+        return self.out_dir / checkpoint_name(words)
 
     def state(self, words: int) -> Path:
-        return self.out_dir / f"words-{words}.state"
+        return self.out_dir / state_name(words)
 
     def latest_state(self, checkpoints: list[int], current: dict[str, Any] | None = None,
                      on_changed: str = "error") -> Path | None:
