@@ -105,7 +105,7 @@ def faiss_runs(table: np.ndarray, efs: list[int]) -> Iterator[tuple[str, float, 
     faiss.omp_set_num_threads(1)
     unit = normalize(table)
 
-    def searcher(index) -> Searcher:  # noqa: ANN001
+    def searcher(index) -> Searcher:
         return lambda q, k: index.search(normalize(q), k)[1].astype(np.int64)
 
     start = time.perf_counter()

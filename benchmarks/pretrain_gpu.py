@@ -25,7 +25,7 @@ from pathlib import Path
 HIDDEN = 300
 
 
-def settings(width: int, batch_words: int, static: bool):  # noqa: ANN201
+def settings(width: int, batch_words: int, static: bool):
     from lmao.pretrain import PretrainSettings
 
     return PretrainSettings.from_dict({
@@ -62,7 +62,7 @@ def profile(store: Path, vectors: Path, width: int, batch_words: int, static: bo
 
     from lmao.ops import GpuOps, using_ops
     from lmao.pretrain import PretrainInputs, output_of, update_output
-    from lmao.pretrain.loop import _Run
+    from lmao.pretrain.loop import PretrainRun
 
     require_gpu(0)
     ops = GpuOps(seed=0)
@@ -77,14 +77,14 @@ def profile(store: Path, vectors: Path, width: int, batch_words: int, static: bo
         return now
 
     with using_ops(ops):
-        run = _Run.build(PretrainInputs(store, vectors), settings(width, batch_words, static),
-                         ops, needed_rows)
+        run = PretrainRun.build(PretrainInputs(store, vectors),
+                                settings(width, batch_words, static), ops, needed_rows)
         embed = run.encoder._embed
 
-        def timed_embed(host_ids):  # noqa: ANN001, ANN202
+        def timed_embed(host_ids):
             mixed, backprop = embed(host_ids)
 
-            def timed_backprop(d_mixed) -> None:  # noqa: ANN001
+            def timed_backprop(d_mixed) -> None:
                 since = lap("CNN backward", marks["backward"])
                 backprop(d_mixed)
                 lap("embedding backward", since)
@@ -123,7 +123,7 @@ def profile_layers(store: Path, vectors: Path, width: int, batch_words: int, sta
 
     from lmao.ops import GpuOps, using_ops
     from lmao.pretrain import PretrainInputs
-    from lmao.pretrain.loop import _Run
+    from lmao.pretrain.loop import PretrainRun
 
     require_gpu(0)
     ops = GpuOps(seed=0)
@@ -134,13 +134,13 @@ def profile_layers(store: Path, vectors: Path, width: int, batch_words: int, sta
         sync()
         return time.perf_counter()
 
-    def timed(func, name: str):  # noqa: ANN001, ANN202
-        def forward(model, X, is_train):  # noqa: ANN001, ANN202
+    def timed(func, name: str):
+        def forward(model, X, is_train):
             started = now()
             Y, backprop = func(model, X, is_train=is_train)
             times[f"{name} forward"] = times.get(f"{name} forward", 0.0) + now() - started
 
-            def timed_backprop(dY):  # noqa: ANN001, ANN202
+            def timed_backprop(dY):
                 started = now()
                 dX = backprop(dY)
                 times[f"{name} backward"] = times.get(f"{name} backward", 0.0) + now() - started
@@ -151,8 +151,8 @@ def profile_layers(store: Path, vectors: Path, width: int, batch_words: int, sta
         return forward
 
     with using_ops(ops):
-        run = _Run.build(PretrainInputs(store, vectors), settings(width, batch_words, static),
-                         ops, needed_rows=False)
+        run = PretrainRun.build(PretrainInputs(store, vectors),
+                                settings(width, batch_words, static), ops, needed_rows=False)
         for node in run.model.walk():
             if not node.layers:
                 node._func = timed(node._func, node.name)

@@ -129,12 +129,12 @@ def run_spacy(workdir: Path, width: int, batch_words: int, static: bool) -> dict
     records, masks = [], []
     apply_mask = multi_task._apply_mask
 
-    def recording_mask(docs, random_words, mask_prob=0.15):  # noqa: ANN001, ANN202
+    def recording_mask(docs, random_words, mask_prob=0.15):
         mask, masked_docs = apply_mask(docs, random_words, mask_prob=mask_prob)
         masks.append(mask)  # True: the token is kept as is and sends no gradient
         return mask, masked_docs
 
-    def timed_update(model, docs, optimizer, objective_func):  # noqa: ANN001, ANN202
+    def timed_update(model, docs, optimizer, objective_func):
         started = time.perf_counter()  # make_update's four lines, timed
         predictions, backprop = model.begin_update(docs)
         loss, gradients = objective_func(model.ops, docs, predictions)
@@ -155,7 +155,7 @@ def run_spacy(workdir: Path, width: int, batch_words: int, static: bool) -> dict
             "trained_loss": _trained_loss([r[2:] for r in records])}
 
 
-def _trained_cosine_loss(docs, predictions, trained) -> tuple[float, int]:  # noqa: ANN001
+def _trained_cosine_loss(docs, predictions, trained) -> tuple[float, int]:
     """Summed cosine loss over the masked tokens whose exact form has a vector (the tokens
     that train), and their number: what our engine logs."""
     import numpy

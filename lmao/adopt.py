@@ -26,8 +26,8 @@ from typing import Any
 from .config import load_config
 from .fileio import check_replaceable_folder
 from .grid import Experiment
-from .layout import Layout
-from .provenance import CODE_RECORD, read_code_record
+from .layout import CODE_RECORD, Layout
+from .provenance import read_code_record
 
 
 class AdoptError(RuntimeError):

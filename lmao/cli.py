@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from itertools import chain
 from pathlib import Path
 
 from .adopt import AdoptError
 from .config import ConfigError, load_config
 from .fileio import InputError
 from .grid import Experiment
-from .pretrain import ChangedSettingsError, Preempted
 from .restore import RestoreError
 
 
@@ -39,67 +37,94 @@ def cmd_check_config(args: argparse.Namespace) -> None:
           "jobs (a reference only on the tasks it applies to)")
 
 
-def cmd_tokenize(args: argparse.Namespace) -> None:
-    from .sources import iter_texts
-    from .store import build_store
+def _show(job: object, args: argparse.Namespace) -> bool:
+    """With `--show-job`, print the job's params (what the rule's `params:` hold) instead of
+    running it."""
+    if args.show_job:
+        print(json.dumps(job.params(), indent=2, sort_keys=True))  # type: ignore[attr-defined]
+        return True
+    if args.out is None:
+        raise UsageError("--out is required (or --show-job to print the job)")
+    return False
 
-    sources = _entry(_experiment(args), "corpora", args.corpus)["sources"]
-    meta = build_store(chain.from_iterable(iter_texts(s) for s in sources), args.out,
-                       n_process=args.n_process, provenance={"sources": sources})
-    print(json.dumps(meta, indent=2))
+
+class UsageError(ValueError):
+    """A command line that asks for something incomplete."""
+
+
+def cmd_tokenize(args: argparse.Namespace) -> None:
+    from .steps import tokenize_corpus
+
+    experiment = _experiment(args)
+    _entry(experiment, "corpora", args.corpus)
+    job = experiment.corpus_job(args.corpus)
+    if not _show(job, args):
+        print(json.dumps(tokenize_corpus(job, args.out, n_process=args.n_process), indent=2))
 
 
 def cmd_vectors(args: argparse.Namespace) -> None:
-    from .store import TokenStore
-    from .vector_models import train_floret_table
-    from .vectors import read_glove_text, save_table
+    from .steps import make_vectors
 
-    if args.text:
-        words, matrix = read_glove_text(args.text, args.max_rows)
-        save_table(words, matrix, args.out)
-        print(f"{len(words)} vectors of width {matrix.shape[1]} → {args.out}")
-    else:
-        rows = train_floret_table(TokenStore(args.store), args.out, dim=args.dim,
-                                  epochs=args.epochs, min_count=args.min_count,
-                                  threads=args.threads)
-        print(f"{rows} vectors of width {args.dim} → {args.out}")
+    experiment = _experiment(args)
+    _entry(experiment, "vectors", args.table)
+    job = experiment.vectors_job(args.table)
+    if not _show(job, args):
+        make_vectors(job, args.out, store=args.store, threads=args.threads)
+        print(f"vectors.{args.table} → {args.out}")
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from .pretrain import pretrain
 
     experiment = _experiment(args)
-    spec = _entry(experiment, "pretrain", args.run)
-    paths = pretrain(args.store, args.vectors, experiment.pretrain_settings(args.run),
-                     args.words or spec["checkpoints"], args.out,
-                     input_vectors_dir=args.input_vectors, gpu_id=args.gpu_id)
-    print("\n".join(str(p) for p in paths))
+    _entry(experiment, "pretrain", args.run)
+    job = experiment.pretrain_job(args.run, args.words or experiment.checkpoints(args.run)[-1])
+    if not _show(job, args):
+        paths = pretrain(args.store, args.vectors, job.settings, list(job.checkpoints),
+                         args.out, input_vectors_dir=args.input_vectors,
+                         parse_dir=args.parse, gpu_id=args.gpu_id)
+        print("\n".join(str(p) for p in paths))
 
 
 def cmd_task(args: argparse.Namespace) -> None:
-    from .tasks import build_task
+    from .steps import make_task
 
-    print(json.dumps(build_task(_entry(_experiment(args), "tasks", args.task), args.out)))
+    experiment = _experiment(args)
+    _entry(experiment, "tasks", args.task)
+    job = experiment.task_job(args.task)
+    if not _show(job, args):
+        print(json.dumps(make_task(job, args.out, parent=args.parent)))
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
     from .finetune import finetune
+    from .jobs import FinetuneInputs
 
     experiment = _experiment(args)
     _entry(experiment, "tasks", args.task)
-    run = args.run if args.checkpoint else "none"
-    if run != "none":
-        _entry(experiment, "pretrain", run)
-    rows = finetune(experiment.task_type(args.task), args.task_dir, experiment.encoder(run),
-                    experiment.config["finetune"].get("hyperparameters", {}), args.seed,
-                    args.epochs or experiment.config["finetune"]["epochs"], args.out,
-                    init_tok2vec=args.checkpoint, vectors=args.vectors,
-                    labels={"task": args.task, "task_type": experiment.task_type(args.task),
-                            "pretrain_run": run, "words": args.words, "sample": 0,
-                            "seed": args.seed},
-                    patience=experiment.config["finetune"]["patience"])
-    for row in rows:
-        print(json.dumps(row["scores"]))
+    inits = experiment.inits_for(args.task)
+    if (args.run, args.words) not in {(init.run, init.words) for init in inits}:
+        raise ConfigError(f"--run {args.run} --words {args.words}: not an init of task "
+                          f"{args.task!r} (have {[(i.run, i.words) for i in inits]})")
+    job = experiment.finetune_job(args.task, args.run, args.words, args.sample, args.seed)
+    if not _show(job, args):
+        inputs = FinetuneInputs.of(args.task_dir, checkpoint=args.checkpoint,
+                                   vectors=args.vectors, aux_store=args.aux_store,
+                                   aux_vectors=args.aux_vectors)
+        for row in finetune(job, inputs, args.out):
+            print(json.dumps(row["scores"]))
+
+
+def cmd_train_parser(args: argparse.Namespace) -> None:
+    from .finetune import finetune
+    from .jobs import FinetuneInputs
+
+    experiment = _experiment(args)
+    _entry(experiment, "parsers", args.parser)
+    job = experiment.parser_job(args.parser)
+    if not _show(job, args):
+        finetune(job, FinetuneInputs.of(args.task_dir), args.scores, best_model_dir=args.out)
+        print(f"parsers.{args.parser} → {args.out}")
 
 
 def cmd_restore(args: argparse.Namespace) -> None:
@@ -147,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmao", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, func, help_text: str, config: bool = True):  # noqa: ANN001, ANN202
+    def command(name: str, func, help_text: str, config: bool = True):
         p = sub.add_parser(name, help=help_text, description=help_text)
         if config:
             p.add_argument("--config", required=True, type=Path, help="experiment config YAML")
@@ -157,42 +182,53 @@ def build_parser() -> argparse.ArgumentParser:
     command("check-config", cmd_check_config, "validate a config and summarise the grid")
     command("config-reference", cmd_config_reference, "print every config key, what it takes "
             "and its default, from the schema (docs/config.md)", config=False)
-    p = command("tokenize", cmd_tokenize, "tokenize a configured corpus into a token store")
-    p.add_argument("corpus")
+    def step(name: str, func, help_text: str, what: str):
+        p = command(name, func, help_text)
+        p.add_argument(what, help=f"the {what}'s name in the config")
+        p.add_argument("--show-job", action="store_true",
+                       help="print the job's params (as the rule's `params:` hold them) and "
+                            "stop")
+        return p
+
+    p = step("tokenize", cmd_tokenize, "tokenize a configured corpus into a token store",
+             "corpus")
     p.add_argument("--n-process", type=int, default=1, help="tokenizer processes")
-    p.add_argument("--out", required=True, type=Path)
-    p = command("vectors", cmd_vectors, "train floret vectors or import GloVe text",
-                config=False)
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--store", type=Path, help="train floret vectors on this token store")
-    source.add_argument("--text", type=Path, help="GloVe/fastText text vectors to import")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--max-rows", type=int)
-    p.add_argument("--dim", type=int, default=50)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--min-count", type=int, default=2)
+    p.add_argument("--out", type=Path)
+    p = step("vectors", cmd_vectors, "make a configured vectors table (floret trained on a "
+             "token store, or GloVe/fastText/floret files imported)", "table")
+    p.add_argument("--store", type=Path, help="the token store (vectors trained on a corpus)")
     p.add_argument("--threads", type=int, default=1)
-    p = command("pretrain", cmd_pretrain, "LMAO pre-training of a configured run (resumable)")
-    p.add_argument("run")
-    p.add_argument("--store", required=True, type=Path)
-    p.add_argument("--vectors", required=True, type=Path)
-    p.add_argument("--input-vectors", type=Path)
-    p.add_argument("--words", type=int, nargs="*", help="checkpoints (default: the config's)")
-    p.add_argument("--gpu-id", type=int, help="run on this GPU (needs cupy)")
-    p.add_argument("--out", required=True, type=Path)
-    p = command("task", cmd_task, "write train/dev/test DocBins for a configured task")
-    p.add_argument("task")
-    p.add_argument("--out", required=True, type=Path)
-    p = command("finetune", cmd_finetune, "fine-tune a configured task, scored every epoch")
-    p.add_argument("task")
-    p.add_argument("--task-dir", required=True, type=Path)
-    p.add_argument("--checkpoint", type=Path, help="words-N.bin (default: no pre-training)")
-    p.add_argument("--run", default="none", help="pre-training run the checkpoint is from")
-    p.add_argument("--words", type=int, default=0)
+    p.add_argument("--out", type=Path)
+    p = step("pretrain", cmd_pretrain, "LMAO pre-training of a configured run (resumable)",
+             "run")
+    p.add_argument("--store", type=Path)
     p.add_argument("--vectors", type=Path)
+    p.add_argument("--input-vectors", type=Path)
+    p.add_argument("--parse", type=Path, help="the corpus's parse (head objectives)")
+    p.add_argument("--words", type=int, help="train up to this checkpoint (default: the last)")
+    p.add_argument("--gpu-id", type=int, help="run on this GPU (needs cupy)")
+    p.add_argument("--out", type=Path, help="the run's folder")
+    p = step("task", cmd_task, "write train/dev/test DocBins for a configured task", "task")
+    p.add_argument("--parent", type=Path, help="a low-data task's built parent task")
+    p.add_argument("--out", type=Path)
+    p = step("finetune", cmd_finetune, "fine-tune a configured task from an init, scored "
+             "every epoch", "task")
+    p.add_argument("--task-dir", type=Path)
+    p.add_argument("--run", default="none", help="the init: none, a pre-training run, a "
+                   "multi-task configuration or a reference model")
+    p.add_argument("--words", type=int, default=0, help="the checkpoint's words (0: none)")
+    p.add_argument("--checkpoint", type=Path, help="words-N.bin of the run")
+    p.add_argument("--vectors", type=Path, help="the static input vectors table")
+    p.add_argument("--aux-store", type=Path, help="multi-task: the unlabelled text's store")
+    p.add_argument("--aux-vectors", type=Path, help="multi-task: the target vectors")
+    p.add_argument("--sample", type=int, default=0, help="hyper-parameter sample (0: fixed)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", type=Path, help="the JSON-lines scores log")
+    p = step("train-parser", cmd_train_parser, "train a configured tagger + parser on its UD "
+             "task (for the head objectives)", "parser")
+    p.add_argument("--task-dir", type=Path)
+    p.add_argument("--scores", type=Path, help="the per-epoch scores log")
+    p.add_argument("--out", type=Path, help="the saved pipeline's folder")
     p = command("restore", cmd_restore, "after `dvc pull`/`dvc checkout`: check that "
                 "dvc.lock vouches for the results, then record them as up to date for "
                 "Snakemake (run in the repository root)")
@@ -211,17 +247,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the input's, shown as one line: the config's, the data's, the
+    command line's, and (where pre-training was loaded) a state saved under other settings."""
+    errors = [ConfigError, InputError, UsageError, RestoreError, AdoptError, OSError]
+    pretrain = sys.modules.get("lmao.pretrain")
+    if pretrain is not None:
+        errors.append(pretrain.ChangedSettingsError)
+    return tuple(errors)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, InputError, ChangedSettingsError, RestoreError, AdoptError,
-            OSError) as err:
+    except _user_errors() as err:
         print(f"lmao {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except Preempted as stopped:
-        print(f"lmao {args.command}: {stopped}", file=sys.stderr)
-        return 128 + stopped.signum
+    except Exception as err:
+        pretrain = sys.modules.get("lmao.pretrain")
+        if pretrain is None or not isinstance(err, pretrain.Preempted):
+            raise
+        print(f"lmao {args.command}: {err}", file=sys.stderr)
+        return 128 + err.signum
     return 0
 
 

@@ -75,7 +75,7 @@ def fill_defaults(config: Any, schema: dict) -> None:
     base = jsonschema.Draft202012Validator
     check_properties = base.VALIDATORS["properties"]
 
-    def set_defaults(validator, properties, instance, subschema):  # noqa: ANN001, ANN202
+    def set_defaults(validator, properties, instance, subschema):
         if isinstance(instance, dict):
             for name, prop in properties.items():
                 if "default" in prop:

@@ -66,7 +66,7 @@ class SourceDigests:
             self.cache = {}
         self.changed = False
 
-    def _cached(self, path: Path, stats: object, compute) -> str:  # noqa: ANN001
+    def _cached(self, path: Path, stats: object, compute) -> str:
         key = str(path.resolve())
         cached = self.cache.get(key)
         if cached is not None and cached["stat"] == stats:

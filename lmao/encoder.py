@@ -81,7 +81,7 @@ def bilstm_encoder(width: int, depth: int, max_length: int = 200,
 def reverse_each() -> Model[list[Floats2d], list[Floats2d]]:
     """Reverse each sequence in a list (and the gradients on the way back)."""
 
-    def forward(model: Model, X: list[Floats2d], is_train: bool):  # noqa: ANN202
+    def forward(model: Model, X: list[Floats2d], is_train: bool):
         return [x[::-1] for x in X], lambda dY: [dy[::-1] for dy in dY]
 
     return Model("reverse_each", forward)
@@ -93,7 +93,7 @@ def in_chunks(layer: Model, max_length: int) -> Model[list[Floats2d], list[Float
     def split(X: list[Floats2d]) -> list[Floats2d]:
         return [x[i : i + max_length] for x in X for i in range(0, max(len(x), 1), max_length)]
 
-    def join(pieces: list[Floats2d], lengths: list[int], xp) -> list[Floats2d]:  # noqa: ANN001
+    def join(pieces: list[Floats2d], lengths: list[int], xp) -> list[Floats2d]:
         joined, k = [], 0
         for length in lengths:
             n = max(-(-length // max_length), 1)
@@ -101,13 +101,13 @@ def in_chunks(layer: Model, max_length: int) -> Model[list[Floats2d], list[Float
             k += n
         return joined
 
-    def forward(model: Model, X: list[Floats2d], is_train: bool):  # noqa: ANN202
+    def forward(model: Model, X: list[Floats2d], is_train: bool):
         lengths = [len(x) for x in X]
         Y, backprop = layer(split(X), is_train)
         xp = model.ops.xp
         return join(Y, lengths, xp), lambda dY: join(backprop(split(dY)), lengths, xp)
 
-    def init(model: Model, X=None, Y=None) -> None:  # noqa: ANN001
+    def init(model: Model, X=None, Y=None) -> None:
         layer.initialize(X=X, Y=Y)
 
     return Model(f"in_chunks({layer.name})", forward, init=init, layers=[layer],

@@ -31,7 +31,7 @@ class InputError(ValueError):
         self.line = line
         self.message = message
 
-    def __reduce__(self):  # noqa: ANN204  (crosses process boundaries intact)
+    def __reduce__(self):  # crosses process boundaries intact
         return type(self), (self.path, self.line, self.message)
 
 
@@ -169,7 +169,7 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int,
     try:
         with open_binary(path) as handle:
             lines = physical_lines(handle) if ascii_ends else stream_lines(handle)
-            for line_no, raw in enumerate(lines, start=1):  # noqa: B007
+            for line_no, raw in enumerate(lines, start=1):
                 try:
                     line = raw.decode(encoding) if isinstance(raw, bytes) else raw
                 except UnicodeDecodeError as err:

@@ -27,24 +27,11 @@ from .encoder import build_tok2vec, tok2vec_config
 from .fileio import InputError, atomic_dir, atomic_path
 from .finetune_state import EpochStates, run_fingerprint
 from .grid import PRIMARY_METRIC
+from .jobs import FinetuneInputs, FinetuneJob
 from .multitask import AuxiliaryLMAO, AuxiliarySettings
 from .ops import BlasOps, using_ops
-from .settings import EncoderSettings
-
-DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
-    "learn_rate": 0.001,
-    "batch_words": 1000,
-    "dropout": 0.2,
-    "beta1": 0.9,
-    "beta2": 0.999,
-    "eps": 1e-8,
-    "L2": 0.01,
-    "grad_clip": 1.0,
-    "encoder_lr_scale": 1.0,  # the shared tok2vec learns at learn_rate × this
-    "freeze_encoder_epochs": 0,  # the tok2vec stays as initialised for this many epochs
-    "min_updates_per_epoch": 50,  # smaller batches where batch_words would give fewer
-}
-
+from .settings import DEFAULT_HYPERPARAMETERS, EncoderSettings
+from .tasks import train_size
 
 _LISTENER = {"@architectures": "spacy.Tok2VecListener.v1", "width": None, "upstream": "*"}
 
@@ -125,7 +112,7 @@ def training_config(
         raise ValueError("the encoder takes static vectors, so fine-tuning needs a vectors table")
     if not encoded and init_tok2vec is not None:
         raise ValueError("the bag-of-words classifier has no encoder to initialise")
-    hp = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}
+    hp = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}  # (a job's are complete already)
     task_dir = Path(task_dir)
     components = task_components(task_type, encoder.width, textcat)
     tok2vec = {"tok2vec": {"factory": "tok2vec", "model": tok2vec_config(encoder)}} \
@@ -180,11 +167,11 @@ class ScaledOptimizer:
     def __init__(self, optimizer: Optimizer, scale: float):
         self.optimizer, self.scale = optimizer, scale
 
-    def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):  # noqa: ANN001, ANN204
+    def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):
         return self.optimizer(key, weights, gradient, lr_scale=lr_scale * self.scale)
 
 
-def apply_gradients(nlp, optimizer: Optimizer, encoder_optimizer: ScaledOptimizer | None):  # noqa: ANN001, ANN201
+def apply_gradients(nlp, optimizer: Optimizer, encoder_optimizer: ScaledOptimizer | None):
     """Update every trainable component once its gradients are complete; the shared tok2vec
     with `encoder_optimizer`, or not at all (gradients dropped) while it is frozen."""
     for name, proc in nlp.pipeline:
@@ -266,55 +253,45 @@ def batch_words_for(hp: dict[str, Any], words: int) -> int:
     return max(1, min(int(hp["batch_words"]), words // floor))
 
 
-def finetune(
-    task_type: str,
-    task_dir: str | Path,
-    encoder: EncoderSettings,
-    hyperparameters: dict[str, Any],
-    seed: int,
-    epochs: int,
-    out_path: str | Path,
-    init_tok2vec: str | Path | None = None,
-    vectors: str | Path | None = None,
-    labels: dict[str, Any] | None = None,
-    best_model_dir: str | Path | None = None,
-    auxiliary: AuxiliarySettings | None = None,
-    textcat: str = "reduce",
-    patience: int = 0,
-) -> list[dict]:
-    """Train for `epochs` epochs; write one JSON line of dev scores per epoch to `out_path`,
-    then, where the task has a test split, one line of the best dev epoch's test scores.
-    With `patience`, a run stops once that many epochs have passed without a better dev
-    score; its last dev line then says `"stopped": "patience"`.
+def finetune(job: FinetuneJob, inputs: FinetuneInputs, out_path: str | Path,
+             best_model_dir: str | Path | None = None) -> list[dict]:
+    """Train for `job.epochs` epochs; write one JSON line of dev scores per epoch to
+    `out_path`, then, where the task has a test split, one line of the best dev epoch's test
+    scores. With `job.patience`, a run stops once that many epochs have passed without a
+    better dev score; its last dev line then says `"stopped": "patience"`.
 
-    `labels` (task, pretraining run, words, sample, seed...) are copied into every line, so
-    each log describes itself and the report needs nothing but the files. With
-    `best_model_dir`, the pipeline of the best epoch (on the task's primary dev metric, with
-    the optimizer's parameter averages) is saved there. With `auxiliary`, every task batch is
-    followed by a batch of the LMAO objective on unlabelled text (multi-task training).
-    `textcat` picks the text classifier (TEXTCAT_MODELS).
+    `job.labels` (task, pretraining run, words, sample, seed...) and the task's number of
+    training examples are copied into every line, so each log describes itself and the
+    report needs nothing but the files. With `best_model_dir`, the pipeline of the best
+    epoch (on the task's primary dev metric, with the optimizer's parameter averages) is
+    saved there. A multi-task job follows every task batch with a batch of the LMAO
+    objective on unlabelled text. `job.textcat` picks the text classifier (TEXTCAT_MODELS).
     """
-    if init_tok2vec is not None:
-        check_checkpoint(init_tok2vec, encoder)
-    hp = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}
-    hp["batch_words"] = batch_words_for(hp, train_words(Path(task_dir) / "train.spacy"))
-    labels = {**(labels or {}), "batch_words": hp["batch_words"]}
-    config = training_config(task_type, task_dir, encoder, hp, seed, init_tok2vec, vectors,
-                             textcat)
+    encoder = job.encoder or EncoderSettings()  # bag-of-words: no encoder is built
+    if inputs.checkpoint is not None:
+        check_checkpoint(inputs.checkpoint, encoder)
+    hp = dict(job.hyperparameters)
+    hp["batch_words"] = batch_words_for(hp, train_words(inputs.task / "train.spacy"))
+    labels = {**job.labels, "n_train": train_size(inputs.task)} if job.labels else {}
+    labels["batch_words"] = hp["batch_words"]
+    config = training_config(job.task_type, inputs.task, encoder, hp, job.seed,
+                             inputs.checkpoint, inputs.vectors, job.textcat or "reduce")
     schedule = (float(hp["encoder_lr_scale"]), int(hp["freeze_encoder_epochs"]))
+    auxiliary = None if job.multitask is None else AuxiliarySettings.from_dict(
+        job.multitask, inputs.aux_store, inputs.aux_vectors)
     states = None
     if auxiliary is None:  # (a multi-task run's unlabelled stream is not saved: it restarts)
-        inputs = [Path(p) for p in (task_dir, init_tok2vec, vectors) if p is not None]
+        read = [p for p in (inputs.task, inputs.checkpoint, inputs.vectors) if p is not None]
         states = EpochStates(out_path, run_fingerprint(
-            config, inputs, {"labels": labels, "hp": hp, "epochs": epochs, "patience": patience,
-                             "best_model": best_model_dir is not None}))
-    with using_ops(BlasOps(seed=seed)):
-        return _train(task_type, config, Path(task_dir), seed, (epochs, patience), out_path,
-                      labels, Path(best_model_dir) if best_model_dir else None, schedule,
-                      auxiliary, states)
+            config, read, {"labels": labels, "hp": hp, "epochs": job.epochs,
+                           "patience": job.patience, "best_model": best_model_dir is not None}))
+    with using_ops(BlasOps(seed=job.seed)):
+        return _train(job.task_type, config, inputs.task, job.seed, (job.epochs, job.patience),
+                      out_path, labels, Path(best_model_dir) if best_model_dir else None,
+                      schedule, auxiliary, states)
 
 
-def _train(task_type: str, config: Config, task_dir: Path, seed: int,  # noqa: PLR0913
+def _train(task_type: str, config: Config, task_dir: Path, seed: int,
            length: tuple[int, int], out_path: str | Path, labels: dict[str, Any] | None,
            best_model_dir: Path | None, schedule: tuple[float, int],
            auxiliary: AuxiliarySettings | None = None,

@@ -30,11 +30,10 @@ from thinc.api import Config, Model, Ops, Optimizer
 
 from .digests import stat_key
 from .fileio import write_bytes
-from .ops import random_state, set_random_state
-from .pretrain.state import optimizer_state, restore_optimizer
+from .ops import optimizer_state, random_state, restore_optimizer, set_random_state
 
 
-def pipeline_nodes(nlp) -> list[Model]:  # noqa: ANN001
+def pipeline_nodes(nlp) -> list[Model]:
     """Every node of every component's model, in pipeline order (the optimizer's keys)."""
     return [node for _, proc in nlp.pipeline
             if isinstance(getattr(proc, "model", None), Model) for node in proc.model.walk()]
@@ -75,7 +74,7 @@ class EpochStates:
         self.path = out_path.parent / f".{out_path.name}.resume"
         self.fingerprint = fingerprint
 
-    def save(self, nlp, optimizer: Optimizer, ops: Ops, shuffle: random.Random,  # noqa: ANN001
+    def save(self, nlp, optimizer: Optimizer, ops: Ops, shuffle: random.Random,
              progress: dict[str, Any]) -> None:
         state = {
             "fingerprint": self.fingerprint,
@@ -89,7 +88,7 @@ class EpochStates:
         }
         write_bytes(self.path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
-    def restore(self, nlp, optimizer: Optimizer, ops: Ops,  # noqa: ANN001
+    def restore(self, nlp, optimizer: Optimizer, ops: Ops,
                 shuffle: random.Random) -> dict[str, Any] | None:
         """Load the saved state into a freshly initialised run and return its progress;
         None (and the state removed) when there is none or it belongs to another run."""

@@ -6,12 +6,19 @@ adopt and the report. No spaCy: the DAG builds without loading a model.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from .config import NO_PRETRAINING, ConfigError, check_references
+from .jobs import (
+    CorpusJob,
+    DecodeJob,
+    DownloadJob,
+    FinetuneJob,
+    PretrainJob,
+    TaskJob,
+    VectorsJob,
+)
 from .search import n_samples, sample_hyperparameters
 from .settings import EncoderSettings, PretrainSettings
 
@@ -54,23 +61,6 @@ def human(words: int) -> str:
             return f"{value:g}{unit}"
     return str(words)
 
-def canonical(value: Any) -> Any:
-    """`value` as plain JSON data with sorted keys. A rule's params are compared by their
-    repr, so this makes them equal exactly when the settings are, whatever the key order.
-    Keys become the JSON text of what they were (YAML's `{1: pos, true: x}` mapping keys
-    are not strings), so a mapping of mixed keys sorts too."""
-    return json.loads(json.dumps(_string_keys(value), sort_keys=True))
-
-
-def _string_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key if isinstance(key, str) else json.dumps(key): _string_keys(item)
-                for key, item in value.items()}
-    if isinstance(value, list):
-        return [_string_keys(item) for item in value]
-    return value
-
-
 def expand_train_sizes(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     expanded: dict[str, dict[str, Any]] = {}
     for name, spec in tasks.items():
@@ -94,13 +84,6 @@ class Experiment:
         """`finetune.multitask`: configurations trained from scratch with the LMAO loss as an
         auxiliary objective; each is an init of its own (run name, words 0)."""
         return self.config["finetune"].get("multitask") or {}
-
-    def auxiliary(self, run: str, store: str | Path, vectors: str | Path):  # noqa: ANN201
-        """The auxiliary objective of a multi-task init (None for any other init)."""
-        from .multitask import AuxiliarySettings
-
-        spec = self.multitask().get(run)
-        return None if spec is None else AuxiliarySettings.from_dict(spec, store, vectors)
 
     def encoder(self, run: str = NO_PRETRAINING) -> EncoderSettings:
         if run == "spacy_cnn":
@@ -189,54 +172,58 @@ class Experiment:
         return PRIMARY_METRIC[self.task_type(task)]
 
     # -------------------------------------------------- what each job's output depends on
-    # Each method returns the exact slice of the config that determines one job's output, as
-    # plain data (`canonical`). The rules pass it as `params:` and the job's script reads its
-    # settings from there alone, so Snakemake's params trigger reruns a job exactly when its
+    # Each method returns the job (`lmao.jobs`) that holds the exact slice of the config one
+    # output depends on. The rules pass `job.params()` as `params:` and the job's script
+    # rebuilds the job from there alone, so Snakemake's params trigger reruns a job exactly when its
     # slice changes (and, through its outputs, everything downstream of it).
 
-    def corpus_job(self, corpus: str) -> dict[str, Any]:
-        return canonical(self.config["corpora"][corpus])
+    def corpus_job(self, corpus: str) -> CorpusJob:
+        return CorpusJob(self.config["corpora"][corpus])
 
-    def vectors_job(self, table: str) -> dict[str, Any]:
-        return canonical(self.config["vectors"][table])
+    def vectors_job(self, table: str) -> VectorsJob:
+        return VectorsJob(self.config["vectors"][table])
 
-    def parser_job(self, parser: str) -> dict[str, Any]:
+    def download_job(self, download: str) -> DownloadJob:
+        return DownloadJob(self.config["downloads"][download])
+
+    def parser_job(self, parser: str) -> FinetuneJob:
+        """A tagger + parser trained on the parser's UD task, without pre-training, with
+        the fine-tuning settings' fixed hyper-parameters."""
         spec = self.config["parsers"][parser]
-        return canonical({"encoder": self.encoder().to_dict(),
-                          "hyperparameters": self.config["finetune"].get("hyperparameters", {}),
-                          "epochs": spec["epochs"], "seed": spec["seed"]})
+        return FinetuneJob("ud", self.encoder(), self.hyperparameters(0), spec["seed"],
+                           spec["epochs"])
 
-    def pretrain_job(self, run: str, words: int) -> dict[str, Any]:
+    def pretrain_job(self, run: str, words: int) -> PretrainJob:
         """Settings (encoder included) and the checkpoints up to `words`: the job trains from
         the previous checkpoint's state to exactly `words`."""
-        return canonical({"settings": asdict(self.pretrain_settings(run)),
-                          "checkpoints": [n for n in self.checkpoints(run) if n <= words]})
+        return PretrainJob(self.pretrain_settings(run),
+                           tuple(n for n in self.checkpoints(run) if n <= words))
 
-    def task_job(self, task: str) -> dict[str, Any]:
+    def task_job(self, task: str) -> TaskJob:
         """What builds a task's data; its `train_sizes` and `full_size` only say what is
         fine-tuned, so changing them rebuilds nothing of this one."""
         spec = self.tasks()[task]
-        return canonical({key: value for key, value in spec.items()
-                          if key not in ("train_sizes", "full_size")})
+        return TaskJob({key: value for key, value in spec.items()
+                        if key not in ("train_sizes", "full_size")})
 
     def finetune_job(self, task: str, run: str, words: int, sample: int,
-                     seed: int) -> dict[str, Any]:
+                     seed: int) -> FinetuneJob:
         spec = self.tasks()[task]
         reference = run in REFERENCES
         textcat = run if reference else spec.get("model", "reduce")
-        return canonical({
-            "task_type": spec["type"],
-            "textcat": textcat if spec["type"] == "textcat" else None,
-            "encoder": None if run == "bow" else self.encoder(run).to_dict(),
-            "hyperparameters": self.hyperparameters(sample),
-            "epochs": self.config["finetune"]["epochs"],
-            "patience": self.config["finetune"]["patience"],
-            "multitask": self.multitask().get(run),
-            "labels": {"task": task, "task_type": spec["type"],
-                       "base_task": spec.get("subset_of", task), "pretrain_run": run,
-                       "words": words, "sample": sample, "seed": seed},
-        })
+        return FinetuneJob(
+            task_type=spec["type"],
+            encoder=None if run == "bow" else self.encoder(run),
+            hyperparameters=self.hyperparameters(sample),
+            seed=seed,
+            epochs=self.config["finetune"]["epochs"],
+            patience=self.config["finetune"]["patience"],
+            textcat=textcat if spec["type"] == "textcat" else None,
+            multitask=self.multitask().get(run),
+            labels={"task": task, "task_type": spec["type"],
+                    "base_task": spec.get("subset_of", task), "pretrain_run": run,
+                    "words": words, "sample": sample, "seed": seed},
+        )
 
-    def decode_job(self, run: str) -> dict[str, Any]:
-        return canonical({"settings": asdict(self.pretrain_settings(run)),
-                          "decode": self.config["decode"]})
+    def decode_job(self, run: str) -> DecodeJob:
+        return DecodeJob(self.pretrain_settings(run), self.config["decode"])

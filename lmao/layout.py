@@ -48,6 +48,15 @@ def state_name(words: int | str) -> str:
     return f"words-{words}.state"
 
 
+def pretrain_run_of(checkpoint: str | Path) -> Path:
+    """The run folder a checkpoint path lies in (where the run's state and log live too)."""
+    path = Path(checkpoint)
+    words = path.name.removeprefix("words-").removesuffix(".bin")
+    if not words.isdigit() or path.name != checkpoint_name(words):
+        raise ValueError(f"{checkpoint}: not a checkpoint path (words-<N>.bin)")
+    return path.parent
+
+
 @dataclass(frozen=True)
 class Layout:
     """The paths of one config's results (`results`) and logs (`logs`)."""

@@ -26,17 +26,17 @@ class _Tee:
         return False
 
 
-def tee_stderr(log_paths) -> None:  # noqa: ANN001  (Snakemake's Log object or a list)
+def tee_stderr(log_paths) -> None:  # Snakemake's Log object, or a list of paths
     """Copy stderr into the job's first log file, keeping it visible on the terminal."""
     if not log_paths:
         return
     # Left open on purpose: the interpreter still writes to stderr while shutting down.
-    handle = open(log_paths[0], "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+    handle = open(log_paths[0], "w", encoding="utf-8", buffering=1)
     sys.stderr = _Tee(sys.__stderr__, handle)
     sys.excepthook = _one_line_interrupt
 
 
-def _one_line_interrupt(kind, value, traceback) -> None:  # noqa: ANN001  (sys.excepthook)
+def _one_line_interrupt(kind, value, traceback) -> None:  # a sys.excepthook
     """Ctrl-C reaches every job of the run at once: say so in one line each. Outputs are
     written atomically (`lmao.fileio`), so an interrupted job leaves nothing half-written,
     and long jobs resume from their last saved state on the rerun."""

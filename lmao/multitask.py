@@ -26,7 +26,7 @@ from .pretrain import (
     update_output,
 )
 from .store import TokenStore
-from .vectors import load_table, targets_for_types
+from .vectors import load_table
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,13 @@ class AuxiliarySettings:
 class AuxiliaryLMAO:
     """The auxiliary objective attached to a pipeline's tok2vec model."""
 
-    def __init__(self, tok2vec: Model, vocab, settings: AuxiliarySettings, seed: int):  # noqa: ANN001
+    def __init__(self, tok2vec: Model, vocab, settings: AuxiliarySettings, seed: int):
         ops = get_current_ops()
         self.tok2vec, self.vocab, self.settings = tok2vec, vocab, settings
         self.store = TokenStore(settings.store)
         table = load_table(settings.vectors)
-        lowercase = settings.pretrain.target_lookup == "lowercase"
-        matrix, rows_by_type = targets_for_types(self.store.types, table, lowercase)
-        self.objective = VectorObjective(ops.asarray(matrix), ops.asarray(rows_by_type),
-                                         settings.pretrain.loss, "own_word")
+        self.objective = VectorObjective.for_store(self.store.types, table, settings.pretrain,
+                                                   ops, "own_word")
         self.head = output_layer(settings.pretrain, self.objective.width)
         self.stream = WordStream(self.store, seed, shuffle=True,
                                  max_doc_length=settings.pretrain.max_doc_length,

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy
-from thinc.api import CupyOps, NumpyOps, Ops, get_current_ops, set_current_ops
+from thinc.api import CupyOps, Model, NumpyOps, Ops, Optimizer, get_current_ops, set_current_ops
 
 # Below this many multiply-adds, waking OpenBLAS's threads costs more than the product
 # (a parser's 32×128·128×384: 0.2 ms through blis, 4 ms through numpy here).
@@ -29,11 +29,11 @@ SMALL_PRODUCT = 4_000_000
 class BlasOps(NumpyOps):
     name = "lmao_blas"
 
-    def __init__(self, seed: int = 0, **kwargs):  # noqa: ANN003
+    def __init__(self, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.rng = numpy.random.default_rng(seed)
 
-    def gemm(self, x, y, out=None, trans1=False, trans2=False):  # noqa: ANN001, ANN201
+    def gemm(self, x, y, out=None, trans1=False, trans2=False):
         a = x.T if trans1 else x
         b = y.T if trans2 else y
         if a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT:
@@ -42,7 +42,7 @@ class BlasOps(NumpyOps):
             return numpy.matmul(a, b)
         return numpy.matmul(a, b, out=out)
 
-    def get_dropout_mask(self, shape, drop):  # noqa: ANN001, ANN201
+    def get_dropout_mask(self, shape, drop):
         if drop is None or drop <= 0:
             return numpy.ones(shape, dtype="float32")
         if drop >= 1.0:
@@ -51,13 +51,13 @@ class BlasOps(NumpyOps):
         return keep.astype(numpy.float32) * numpy.float32(1.0 / (1.0 - drop))
 
 
-def maxout(xp, X):  # noqa: ANN001, ANN201
+def maxout(xp, X):
     """(max over the last axis, its index as int32), in whole-array operations."""
     which = X.argmax(axis=-1).astype("int32")
     return xp.take_along_axis(X, which[..., None], axis=-1)[..., 0], which
 
 
-def backprop_maxout(xp, dY, which, P: int):  # noqa: ANN001, ANN201
+def backprop_maxout(xp, dY, which, P: int):
     """The gradient of `maxout`: dY at each row's chosen piece, 0 at the others."""
     return dY[..., None] * (which[..., None] == xp.arange(P, dtype=which.dtype))
 
@@ -70,7 +70,7 @@ class GpuOps(CupyOps):
 
     name = "lmao_gpu"
 
-    def __init__(self, seed: int = 0, **kwargs):  # noqa: ANN003
+    def __init__(self, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         import cupy
 
@@ -78,13 +78,13 @@ class GpuOps(CupyOps):
         self._rng = cupy.random.RandomState(
             seed, method=cupy.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
 
-    def maxout(self, X):  # noqa: ANN001, ANN201
+    def maxout(self, X):
         return maxout(self.xp, X)
 
-    def backprop_maxout(self, dY, which, P):  # noqa: ANN001, ANN201
+    def backprop_maxout(self, dY, which, P):
         return backprop_maxout(self.xp, dY, which, P)
 
-    def get_dropout_mask(self, shape, drop):  # noqa: ANN001, ANN201
+    def get_dropout_mask(self, shape, drop):
         if drop is None or drop <= 0 or drop >= 1.0:
             return super().get_dropout_mask(shape, drop)
         self._rng.seed((self.seed << 32) + self.masks_drawn)
@@ -125,3 +125,45 @@ def using_ops(ops: Ops) -> Iterator[Ops]:
         yield ops
     finally:
         set_current_ops(previous)
+
+
+# ---------------------------------------------------------------- device state, saved
+# Pre-training and fine-tuning states hold host arrays only, so a state saved on a GPU
+# resumes on a CPU; optimizer moments are keyed by node position, as node ids differ per
+# process.
+
+
+def to_host(value: Any) -> Any:
+    """`value` with every device array (cupy: it has `.get()`) replaced by a numpy copy."""
+    if isinstance(value, dict):
+        return {key: to_host(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_host(item) for item in value)
+    if hasattr(value, "get") and hasattr(value, "shape") and not isinstance(value, numpy.ndarray):
+        return numpy.asarray(value.get())
+    return value
+
+
+def optimizer_state(nodes: list[Model], optimizer: Optimizer) -> dict:
+    """Optimizer moments and averages as host arrays, keyed by the position of their node
+    in `nodes` (a model's `walk()`), not by node id (ids differ per process)."""
+    index = {node.id: i for i, node in enumerate(nodes)}
+
+    def remap(table: dict | None) -> dict | None:
+        return None if table is None else {(index[k[0]], k[1]): v for k, v in table.items()}
+
+    return to_host({name: remap(getattr(optimizer, name))
+                    for name in ("mom1", "mom2", "averages", "nr_update", "last_seen")})
+
+
+def restore_optimizer(nodes: list[Model], optimizer: Optimizer, state: dict, ops: Ops) -> None:
+    """Put saved moments back (`nodes` as they were saved), on the device `ops` computes on."""
+    ids = [node.id for node in nodes]
+    for name, table in state.items():
+        if table is None:
+            continue
+        restored = {(ids[k[0]], k[1]): ops.asarray(v) if isinstance(v, numpy.ndarray) else v
+                    for k, v in table.items()}
+        current = getattr(optimizer, name)
+        current.clear()
+        current.update(restored)

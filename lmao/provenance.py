@@ -138,7 +138,7 @@ def describe_code_changes(changes: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def workflow_code(rules) -> dict[str, dict[str, str]]:  # noqa: ANN001  (Snakemake's rules)
+def workflow_code(rules) -> dict[str, dict[str, str]]:
     """`rule_code` for the rules of a running Snakefile (those with a `script:`)."""
     package = Path(__file__).resolve().parent
     scripts = {rule.name: (Path(rule.basedir) / rule.script).resolve()
@@ -146,7 +146,7 @@ def workflow_code(rules) -> dict[str, dict[str, str]]:  # noqa: ANN001  (Snakema
     return rule_code(scripts, package)
 
 
-def finished_jobs(dag) -> list[tuple[str, str]]:  # noqa: ANN001  (Snakemake's DAG)
+def finished_jobs(dag) -> list[tuple[str, str]]:
     """(rule, first output) of each job this invocation ran (or touched) to the end."""
     return [(job.rule.name, str(job.output[0])) for job in dag.needrun_jobs(
         exclude_finished=False) if dag.finished(job) and job.output]

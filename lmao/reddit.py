@@ -31,7 +31,7 @@ def open_dump(path: str | Path) -> IO[bytes]:
     if path.suffix == ".zst":
         import zstandard
 
-        raw = open(path, "rb")  # noqa: SIM115 (closed with the reader)
+        raw = open(path, "rb")
         reader = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(raw)
         return io.BufferedReader(reader)
     return open_binary(path)

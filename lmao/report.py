@@ -13,13 +13,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from .config import NO_PRETRAINING  # noqa: E402
-from .fileio import InputError, atomic_path, write_json, write_text  # noqa: E402
+from .config import NO_PRETRAINING
+from .fileio import InputError, atomic_path, write_json, write_text
 from .grid import PRIMARY_METRIC, REFERENCES, Init
-from .stats import holm, paired_test, verdict  # noqa: E402
+from .stats import holm, paired_test, verdict
 
 COLUMNS = ["task", "task_type", "pretrain_run", "words", "sample", "seed", "split", "epoch",
            "metric", "value", "base_task", "n_train"]
@@ -158,7 +158,7 @@ def _panels(n: int) -> tuple[plt.Figure, list]:
     return fig, list(axes[0])
 
 
-def _label(ax, title: str, xlabel: str, ylabel: str, log_x: bool = False) -> None:  # noqa: ANN001
+def _label(ax, title: str, xlabel: str, ylabel: str, log_x: bool = False) -> None:
     if log_x:
         ax.set_xscale("log")
     ax.set_title(title)

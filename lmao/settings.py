@@ -97,3 +97,22 @@ class PretrainSettings:
         if settings.loss not in LOSSES:
             raise ValueError(f"loss {settings.loss!r}: expected one of {LOSSES}")
         return settings
+
+
+# ---------------------------------------------------------------- fine-tuning
+
+# Every fine-tuning hyper-parameter and its value where a config does not set it; a job's
+# params hold them merged (`lmao.jobs.FinetuneJob`), so the defaults are part of its identity.
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
+    "learn_rate": 0.001,
+    "batch_words": 1000,
+    "dropout": 0.2,
+    "beta1": 0.9,
+    "beta2": 0.999,
+    "eps": 1e-8,
+    "L2": 0.01,
+    "grad_clip": 1.0,
+    "encoder_lr_scale": 1.0,  # the shared tok2vec learns at learn_rate × this
+    "freeze_encoder_epochs": 0,  # the tok2vec stays as initialised for this many epochs
+    "min_updates_per_epoch": 50,  # smaller batches where batch_words would give fewer
+}

@@ -204,7 +204,7 @@ _NEWSGROUP_PICKLE_NAMES = {
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickles only the plain containers the newsgroups file is made of."""
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201
+    def find_class(self, module: str, name: str):
         try:
             return _NEWSGROUP_PICKLE_NAMES[(module, name)]
         except KeyError:

@@ -157,7 +157,7 @@ def _refuse_unseen_labels(task: dict, parts: dict[str, list[LabelledText]]) -> N
                              "learn it")
 
 
-def _read_splits(task: dict, read_docs) -> dict[str, list[Doc]]:  # noqa: ANN001
+def _read_splits(task: dict, read_docs) -> dict[str, list[Doc]]:
     """Docs of each split from its own file; with `limits`, a seeded sample of
     `limits[split]` of them (`limits.seed`, 0 by default), in file order."""
     source, limits = task["source"], task.get("limits", {})
@@ -176,7 +176,7 @@ def _source_name(source: dict) -> str:
     return str(source.get("path", source["type"]))
 
 
-def jsonl_span_docs(path: str | Path, nlp) -> Iterator[Doc]:  # noqa: ANN001
+def jsonl_span_docs(path: str | Path, nlp) -> Iterator[Doc]:
     """JSON lines `{"text": ..., "spans": [{"start": 0, "end": 5, "label": "PER"}, ...]}`
     (character offsets; "entities" is accepted for "spans"), tokenized by spaCy."""
     for line_no, obj in read_jsonl(path):
@@ -202,7 +202,7 @@ def jsonl_span_docs(path: str | Path, nlp) -> Iterator[Doc]:  # noqa: ANN001
         yield doc
 
 
-def ner_docs(path: str | Path, fmt: str, nlp,  # noqa: ANN001
+def ner_docs(path: str | Path, fmt: str, nlp,
              separator: str | None = None) -> Iterator[Doc]:
     """Docs with gold entities from a file in one of the NER formats."""
     if fmt == "jsonl_spans":

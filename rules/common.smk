@@ -2,8 +2,8 @@
 # experiment itself lives in lmao.config and lmao.grid; this file only turns it into file names.
 #
 # How reruns are decided (docs/architecture.md, "Reruns"): every job's `params:` is the
-# exact slice of the config its output depends on (Experiment.*_job), and every file it
-# reads is an input, so Snakemake's default triggers (mtime, params, input, code,
+# exact slice of the config its output depends on (a job of lmao.jobs, built by
+# lmao.grid), and every file it reads is an input, so Snakemake's default triggers (mtime, params, input, code,
 # software-env) rerun exactly the jobs a config or data edit affects, and everything
 # downstream of them. Source data files are the one exception to mtime: they are ancient()
 # inputs whose SHA-256 is in the params of the job that reads them (`source_digests`), so
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from lmao.config import download_folder, local_sources, source_paths
-from lmao.grid import Experiment, canonical
+from lmao.grid import Experiment
 from lmao.layout import REPORT_FILES, Layout, download_dir
 from lmao.digests import SourceDigests
 from lmao.provenance import (
@@ -60,7 +60,7 @@ def corpus_inputs(wildcards):
 
 
 def corpus_params(wildcards):
-    return EXPERIMENT.corpus_job(wildcards.corpus)
+    return EXPERIMENT.corpus_job(wildcards.corpus).params()
 
 
 def corpus_source_digests(wildcards):
@@ -77,7 +77,7 @@ def vector_source_inputs(wildcards):
 
 
 def vectors_params(wildcards):
-    return EXPERIMENT.vectors_job(wildcards.table)
+    return EXPERIMENT.vectors_job(wildcards.table).params()
 
 
 def vectors_source_digests(wildcards):
@@ -97,7 +97,7 @@ def parser_task(wildcards):
 
 
 def parser_params(wildcards):
-    return EXPERIMENT.parser_job(wildcards.parser)
+    return EXPERIMENT.parser_job(wildcards.parser).params()
 
 
 def pretrain_inputs(wildcards):
@@ -116,7 +116,7 @@ def pretrain_inputs(wildcards):
 
 
 def pretrain_params(wildcards):
-    return EXPERIMENT.pretrain_job(wildcards.run, int(wildcards.words))
+    return EXPERIMENT.pretrain_job(wildcards.run, int(wildcards.words)).params()
 
 
 def task_inputs(wildcards):
@@ -129,7 +129,7 @@ def task_inputs(wildcards):
 
 
 def task_params(wildcards):
-    return EXPERIMENT.task_job(wildcards.task)
+    return EXPERIMENT.task_job(wildcards.task).params()
 
 
 def task_source_digests(wildcards):
@@ -156,7 +156,8 @@ def finetune_inputs(wildcards):
 
 def finetune_params(wildcards):
     w = wildcards
-    return EXPERIMENT.finetune_job(w.task, w.run, int(w.words), int(w.sample), int(w.seed))
+    job = EXPERIMENT.finetune_job(w.task, w.run, int(w.words), int(w.sample), int(w.seed))
+    return job.params()
 
 
 def finetune_logs():
@@ -209,7 +210,7 @@ def decode_inputs(wildcards):
 
 
 def decode_params(wildcards):
-    return EXPERIMENT.decode_job(wildcards.run)
+    return EXPERIMENT.decode_job(wildcards.run).params()
 
 
 def decode_evaluations():
@@ -228,7 +229,7 @@ def decode_outputs():
 
 
 def download_params(wildcards):
-    return canonical(config["downloads"][wildcards.download])
+    return EXPERIMENT.download_job(wildcards.download).params()
 
 
 def warn_about_package_code_changes():

@@ -143,7 +143,7 @@ def test_defaults_come_from_the_schema_as_snakemake_fills_them(name):
 def test_a_labels_map_with_mixed_keys_is_canonical_json():
     """YAML's `{2: pos, unknown: neg, false: no}` has int, str and bool keys: a job's params
     still sort, with each key as the JSON text the label readers match."""
-    from lmao.grid import canonical
+    from lmao.jobs import canonical
 
     params = canonical({"labels": {2: "pos", "unknown": "neg", False: "no"}, "b": [{3: "x"}]})
     assert params == {"b": [{"3": "x"}], "labels": {"2": "pos", "false": "no", "unknown": "neg"}}

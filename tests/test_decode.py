@@ -210,7 +210,7 @@ def test_evaluation_scores_against_the_own_words(checkpoint, held_out_store, glo
     table = load_table(glove_table)
     data = np.asarray(table.data, dtype=np.float32)
 
-    def true_vectors(model, vocab, words, batch_words=0):  # noqa: ARG001
+    def true_vectors(model, vocab, words, batch_words=0):
         flat = [w for seg in words for w in seg]
         rows = type_rows(flat, table)
         return np.where(rows[:, None] >= 0, data[rows], 0.0).astype(np.float32)

@@ -1,10 +1,18 @@
 import json
 
 from lmao.finetune import finetune, train_words
+from lmao.jobs import FinetuneInputs, FinetuneJob
 from lmao.settings import EncoderSettings
 from lmao.tasks import build_task
 
 ENCODER = EncoderSettings(width=16, depth=1, rows=[300, 50, 100, 100])
+
+
+def textcat(task_dir, out, hp=None, seed=0, epochs=2, *, encoder=ENCODER, best=None,
+            inputs=None, **job) -> list[dict]:
+    """A text classification run of `finetune`, as the rule's script calls it."""
+    return finetune(FinetuneJob("textcat", encoder, hp or {}, seed, epochs, **job),
+                    FinetuneInputs.of(task_dir, **(inputs or {})), out, best_model_dir=best)
 
 
 def scores(path) -> list[dict]:
@@ -17,8 +25,8 @@ def test_same_seed_same_scores_other_seed_other_scores(tmp_path):
     build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
                 "split": {"seed": 0, "n_train": 60, "n_dev": 40}}, task_dir)
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        finetune("textcat", task_dir, ENCODER, {"dropout": 0.3}, seed, 2,
-                 tmp_path / f"{name}.jsonl", labels={"seed": seed})
+        textcat(task_dir, tmp_path / f"{name}.jsonl", {"dropout": 0.3}, seed,
+                labels={"seed": seed})
     a, b, c = (scores(tmp_path / f"{n}.jsonl") for n in "abc")
     assert a == b
     assert [r.get("losses") for r in a] != [r.get("losses") for r in c]
@@ -34,8 +42,8 @@ def test_the_best_dev_epoch_is_scored_once_on_test(tmp_path):
     task_dir = tmp_path / "task"
     build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
                 "split": {"seed": 0, "n_train": 80, "n_dev": 40, "n_test": 60}}, task_dir)
-    rows = finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.005}, 0, 4,
-                    tmp_path / "scores.jsonl", best_model_dir=tmp_path / "best")
+    rows = textcat(task_dir, tmp_path / "scores.jsonl", {"learn_rate": 0.005}, epochs=4,
+                   best=tmp_path / "best")
     assert [r["split"] for r in rows] == ["dev"] * 4 + ["test"]
     dev, [test] = rows[:4], rows[4:]
     best = max(dev, key=lambda r: r["scores"][PRIMARY_METRIC["textcat"]])  # the first best
@@ -51,17 +59,16 @@ def test_multitask_adds_the_lmao_loss_on_unlabelled_text(lee_store, lee_vectors,
     import numpy as np
     import spacy
 
-    from lmao.multitask import AuxiliarySettings
-
     task_dir = tmp_path / "task"
     build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
                 "split": {"seed": 0, "n_train": 60, "n_dev": 30}}, task_dir)
-    aux = AuxiliarySettings.from_dict({"weight": 1.0, "batch_words": 300,
-                                       "settings": {"hidden_width": 0}}, lee_store, lee_vectors)
+    aux = {"corpus": "lee", "vectors": "lee", "weight": 1.0, "batch_words": 300,
+           "settings": {"hidden_width": 0}}
+    unlabelled = {"aux_store": lee_store, "aux_vectors": lee_vectors}
     weights = {}
     for name, auxiliary in (("plain", None), ("multitask", aux)):
-        rows = finetune("textcat", task_dir, ENCODER, {}, 0, 2, tmp_path / f"{name}.jsonl",
-                        best_model_dir=tmp_path / name, auxiliary=auxiliary)
+        rows = textcat(task_dir, tmp_path / f"{name}.jsonl", best=tmp_path / name,
+                       multitask=auxiliary, inputs=unlabelled if auxiliary else None)
         losses = [row["losses"] for row in rows if row["split"] == "dev"]
         assert all(("lmao_aux" in lo) == (auxiliary is not None) for lo in losses)
         model = spacy.load(tmp_path / name).get_pipe("tok2vec").model
@@ -75,7 +82,7 @@ def test_multitask_adds_the_lmao_loss_on_unlabelled_text(lee_store, lee_vectors,
 def test_the_bag_of_words_reference_trains_without_an_encoder(tmp_path):
     """spaCy's efficiency text classifier: no tok2vec in the pipeline, no checkpoint, and it
     learns the demo's newsgroups task (atheism or space?) well above chance."""
-    from lmao.finetune import finetune, training_config
+    from lmao.finetune import training_config
     from lmao.settings import EncoderSettings
     from lmao.tasks import build_task
 
@@ -86,8 +93,8 @@ def test_the_bag_of_words_reference_trains_without_an_encoder(tmp_path):
                              textcat="bow")
     assert config["nlp"]["pipeline"] == ["textcat"] and "pretraining" not in config
     assert config["components"]["textcat"]["model"]["@architectures"] == "spacy.TextCatBOW.v3"
-    rows = finetune("textcat", tmp_path / "task", EncoderSettings(), {}, 0, 4,
-                    tmp_path / "log.jsonl", textcat="bow")
+    rows = textcat(tmp_path / "task", tmp_path / "log.jsonl", epochs=4, encoder=None,
+                   textcat="bow")
     assert max(row["scores"]["accuracy"] for row in rows if row["split"] == "dev") > 0.75
 
 
@@ -109,13 +116,13 @@ def test_patience_stops_a_run_whose_dev_score_stops_improving(tmp_path):
     task_dir = tmp_path / "task"
     build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
                 "split": {"seed": 0, "n_train": 40, "n_dev": 30, "n_test": 30}}, task_dir)
-    stopped = finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.0}, 0, 8,
-                       tmp_path / "stopped.jsonl", patience=2)
+    stopped = textcat(task_dir, tmp_path / "stopped.jsonl", {"learn_rate": 0.0}, epochs=8,
+                      patience=2)
     assert [(r["split"], r["epoch"]) for r in stopped] == [
         ("dev", 1), ("dev", 2), ("dev", 3), ("test", 1)]
     assert stopped[2]["stopped"] == "patience" and "stopped" not in stopped[1]
-    full = finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.0}, 0, 4,
-                    tmp_path / "full.jsonl", patience=0)
+    full = textcat(task_dir, tmp_path / "full.jsonl", {"learn_rate": 0.0}, epochs=4,
+                   patience=0)
     assert [r["epoch"] for r in full if r["split"] == "dev"] == [1, 2, 3, 4]
 
 
@@ -125,15 +132,14 @@ def test_a_small_training_set_gets_smaller_batches_and_the_demo_genre_task_learn
     task = {"type": "textcat", "source": {"type": "gensim_genre"},
             "split": {"seed": 0, "n_train": 200, "n_dev": 100, "n_test": 200}}
     build_task(task, tmp_path / "task")
-    rows = finetune("textcat", tmp_path / "task", ENCODER, {}, 0, 3, tmp_path / "a.jsonl",
-                    textcat="bow")
+    rows = textcat(tmp_path / "task", tmp_path / "a.jsonl", epochs=3, textcat="bow")
     words = train_words(tmp_path / "task" / "train.spacy")
     assert 200 * 40 <= words < 1000 * 12  # whitespace words plus punctuation
     assert {row["batch_words"] for row in rows} == {words // 50}
     assert max(row["scores"]["accuracy"] for row in rows if row["split"] == "dev") > 0.8
     assert all(0.5 <= row["scores"]["majority_class"] < 0.6 for row in rows)  # ~balanced
-    unfloored = finetune("textcat", tmp_path / "task", ENCODER, {"min_updates_per_epoch": 0},
-                         0, 1, tmp_path / "b.jsonl", textcat="bow")
+    unfloored = textcat(tmp_path / "task", tmp_path / "b.jsonl", {"min_updates_per_epoch": 0},
+                        epochs=1, textcat="bow")
     assert unfloored[0]["batch_words"] == 1000
 
 
@@ -154,11 +160,11 @@ def test_a_killed_run_resumes_after_its_last_epoch_with_the_same_scores(tmp_path
     task_dir = tmp_path / "task"
     build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
                 "split": {"seed": 0, "n_train": 60, "n_dev": 30, "n_test": 30}}, task_dir)
-    run = ("textcat", task_dir, ENCODER, {"dropout": 0.3}, 5, 4)
-    finetune(*run, tmp_path / "straight.jsonl")
+    run = {"hp": {"dropout": 0.3}, "seed": 5, "epochs": 4}
+    textcat(task_dir, tmp_path / "straight.jsonl", **run)
     save = EpochStates.save
 
-    def save_then_die(self, nlp, optimizer, ops, shuffle, progress):  # noqa: ANN001
+    def save_then_die(self, nlp, optimizer, ops, shuffle, progress):
         save(self, nlp, optimizer, ops, shuffle, progress)
         if len(progress["rows"]) == 2:
             raise Killed
@@ -166,7 +172,7 @@ def test_a_killed_run_resumes_after_its_last_epoch_with_the_same_scores(tmp_path
     monkeypatch.setattr(EpochStates, "save", save_then_die)
     killed, best = tmp_path / "killed.jsonl", tmp_path / "best"
     try:
-        finetune(*run, killed, best_model_dir=best)
+        textcat(task_dir, killed, best=best, **run)
     except Killed:
         pass
     assert not killed.exists() and (tmp_path / ".killed.jsonl.resume").exists()
@@ -174,7 +180,7 @@ def test_a_killed_run_resumes_after_its_last_epoch_with_the_same_scores(tmp_path
     trained = []
     monkeypatch.setattr(EpochStates, "save",
                         lambda self, *a: trained.append(a[-1]["rows"][-1]["epoch"]))
-    finetune(*run, killed, best_model_dir=best)
+    textcat(task_dir, killed, best=best, **run)
     assert trained == [3, 4]
     assert scores(killed) == scores(tmp_path / "straight.jsonl")
     assert not (tmp_path / ".killed.jsonl.resume").exists()
@@ -192,25 +198,25 @@ def test_a_saved_state_of_other_settings_or_code_is_not_resumed(tmp_path, monkey
                 "split": {"seed": 0, "n_train": 60, "n_dev": 30}}, task_dir)
     save = EpochStates.save
 
-    def save_then_die(self, *args):  # noqa: ANN001, ANN002
+    def save_then_die(self, *args):
         save(self, *args)
         raise Killed
 
     monkeypatch.setattr(EpochStates, "save", save_then_die)
     try:
-        finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.01}, 0, 2, tmp_path / "a.jsonl")
+        textcat(task_dir, tmp_path / "a.jsonl", {"learn_rate": 0.01})
     except Killed:
         pass
     try:
-        finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.002}, 0, 2, tmp_path / "c.jsonl")
+        textcat(task_dir, tmp_path / "c.jsonl", {"learn_rate": 0.002})
     except Killed:
         pass
     monkeypatch.undo()
-    finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.002}, 0, 2, tmp_path / "a.jsonl")
+    textcat(task_dir, tmp_path / "a.jsonl", {"learn_rate": 0.002})
     assert "other settings or data; starting over" in capsys.readouterr().err
-    finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.002}, 0, 2, tmp_path / "b.jsonl")
+    textcat(task_dir, tmp_path / "b.jsonl", {"learn_rate": 0.002})
     assert scores(tmp_path / "a.jsonl") == scores(tmp_path / "b.jsonl")
     monkeypatch.setattr(finetune_state, "code_version", lambda: "fixed since the crash")
-    finetune("textcat", task_dir, ENCODER, {"learn_rate": 0.002}, 0, 2, tmp_path / "c.jsonl")
+    textcat(task_dir, tmp_path / "c.jsonl", {"learn_rate": 0.002})
     assert "starting over" in capsys.readouterr().err
     assert scores(tmp_path / "c.jsonl") == scores(tmp_path / "b.jsonl")

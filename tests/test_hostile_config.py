@@ -45,7 +45,7 @@ def check_config(path: Path) -> subprocess.CompletedProcess:
 @contextlib.contextmanager
 def within(seconds: int) -> Iterator[None]:
     """Fail (TimeoutError) instead of hanging where a call would block, e.g. on a FIFO."""
-    def expire(signum, frame):  # noqa: ANN001, ANN202, ARG001
+    def expire(signum, frame):
         raise TimeoutError(f"still blocked after {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, expire)

@@ -59,14 +59,16 @@ def test_a_frozen_encoder_keeps_its_pretrained_weights(lee_store, lee_vectors, t
 
     from lmao.encoder import build_tok2vec
     from lmao.finetune import finetune
+    from lmao.jobs import FinetuneInputs, FinetuneJob
 
     checkpoint, task_dir = checkpoint_and_task(lee_store, lee_vectors, tmp_path, CNN,
                                                n_train=40)
     encoder = EncoderSettings.from_dict(CNN)
 
     def tok2vec_after(hp: dict, name: str) -> list[np.ndarray]:
-        finetune("textcat", task_dir, encoder, hp, 0, 1, tmp_path / f"{name}.jsonl",
-                 init_tok2vec=checkpoint, best_model_dir=tmp_path / name)
+        finetune(FinetuneJob("textcat", encoder, hp, 0, 1),
+                 FinetuneInputs.of(task_dir, checkpoint=checkpoint), tmp_path / f"{name}.jsonl",
+                 best_model_dir=tmp_path / name)
         return params(spacy.load(tmp_path / name).get_pipe("tok2vec").model)
 
     reference = build_tok2vec(encoder).from_bytes(checkpoint.read_bytes())

@@ -15,7 +15,7 @@ from spacy.tokens import DocBin
 
 from lmao.config import validate_config
 from lmao.fileio import InputError, read_lines
-from lmao.grid import canonical
+from lmao.jobs import canonical
 from lmao.sources import conll_sentences, iter_labelled, ner_sentences
 from lmao.tasks import build_task, ner_doc, split_labelled, stratified_sample, subsample_task
 

@@ -239,7 +239,7 @@ def test_fast_engine_trains_like_the_doc_engine(lee_store, lee_vectors, tmp_path
     assert ((TINY["width"], 16) in shapes) == static_vectors  # the vectors' projection
 
 
-def static_vectors_vocab(mode: str, lee_vectors):  # noqa: ANN001, ANN201
+def static_vectors_vocab(mode: str, lee_vectors):
     """An input vocab with a plain table (the Lee floret words) or a floret-mode table."""
     from spacy.vectors import Vectors
 
@@ -279,7 +279,7 @@ def test_fast_embedding_with_static_vectors_equals_spacys(lee_store, lee_vectors
     if mode == "default":  # spaCy's backprop multiplies a word without a vector by the
         vocab.vectors.data[-1] = 0  # table's last row (V[-1]); make that row 0 to compare
 
-    def gradients(backprop, d_mixed):  # noqa: ANN001, ANN202
+    def gradients(backprop, d_mixed):
         for node in tok2vec.walk():
             for name in node.grad_names:
                 node.set_grad(name, np.zeros_like(node.get_grad(name)))
@@ -323,7 +323,7 @@ def test_computing_only_the_needed_rows_gives_the_full_gradients(lee_store, lee_
     trained = np.sort(rng.choice(sum(lengths), 12, replace=False))
     d_rows = rng.normal(size=(len(trained), encoder.width)).astype("float32")
 
-    def run(method) -> tuple[np.ndarray, list[np.ndarray]]:  # noqa: ANN001
+    def run(method) -> tuple[np.ndarray, list[np.ndarray]]:
         for node in tok2vec.walk():
             for name in node.grad_names:
                 node.set_grad(name, np.zeros_like(node.get_grad(name)))
@@ -347,7 +347,7 @@ def test_a_fall_back_to_the_doc_engine_is_named_in_the_log(lee_store, lee_vector
                                                           monkeypatch, capsys):
     from lmao.pretrain import engines
 
-    def refuse(embed):  # noqa: ANN001, ANN202
+    def refuse(embed):
         raise engines.NoFastPath("a layer it does not know")
 
     monkeypatch.setattr(engines.EmbedLayers, "of", staticmethod(refuse))
@@ -358,7 +358,7 @@ def test_a_fall_back_to_the_doc_engine_is_named_in_the_log(lee_store, lee_vector
     assert "running the Doc engine" in capsys.readouterr().err
 
 
-def host_only(value) -> bool:  # noqa: ANN001
+def host_only(value) -> bool:
     if isinstance(value, dict):
         return all(host_only(k) and host_only(v) for k, v in value.items())
     if isinstance(value, (list, tuple)):
@@ -390,8 +390,8 @@ class FakeDeviceArray:
 def test_device_arrays_come_home_and_go_back_on_load():
     from thinc.api import Adam, Linear, NumpyOps
 
+    from lmao.ops import optimizer_state, restore_optimizer
     from lmao.pretrain import to_host
-    from lmao.pretrain.state import optimizer_state, restore_optimizer
 
     model = Linear(3, 2)
     model.initialize()
@@ -443,7 +443,7 @@ def test_gpu_run_tracks_the_cpu_run_and_its_states_move_between_devices(lee_stor
     assert len(losses["gpu"]) == 8
     np.testing.assert_allclose(losses["gpu"], losses["cpu"], rtol=0.01)
 
-    def max_difference(a, b) -> float:  # noqa: ANN001
+    def max_difference(a, b) -> float:
         return max(float(np.abs(x[k] - y[k]).max())
                    for x, y in zip(checkpoint_params(a), checkpoint_params(b), strict=True)
                    for k in x)
@@ -607,17 +607,17 @@ def test_masked_tokens_without_a_target_are_left_out_with_the_same_update(
     kept = TokenStore(lee_store).types[::2]
     rng = np.random.default_rng(0)
     save_table(kept, rng.normal(size=(len(kept), 8)).astype("float32"), tmp_path / "half")
-    build, left_out = loop._Run.build.__func__, []
+    build, left_out = loop.PretrainRun.build.__func__, []
 
     def run(name: str, every_type_has_a_target: bool) -> list[dict]:
-        def built(cls, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        def built(cls, *args, **kwargs):
             made = build(cls, *args, **kwargs)
             if every_type_has_a_target:  # then every masked token is computed
                 made.has_target[:] = True
             left_out.append(int((~made.has_target).sum()))
             return made
 
-        monkeypatch.setattr(loop._Run, "build", classmethod(built))
+        monkeypatch.setattr(loop.PretrainRun, "build", classmethod(built))
         path = pretrain(lee_store, tmp_path / "half",
                         settings(dropout=0.0, target_lookup="exact"), [2100],
                         tmp_path / name, progress=False)[0]

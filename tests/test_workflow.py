@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import matplotlib.image as mpimg
 import pandas as pd
@@ -185,3 +186,45 @@ def test_second_run_has_nothing_to_do(finished_run, test_config):
     path, _config = test_config
     result = snakemake(path, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def _recorded_params(workdir, output: str) -> dict:
+    """The job params Snakemake recorded for the job that made `output` (its first param)."""
+    import ast
+    import base64
+    import json
+
+    name = base64.urlsafe_b64encode(output.encode()).decode()  # as Snakemake names records
+    parts = [name[i:i + 254] for i in range(0, len(name), 254)]
+    record_path = Path(workdir, ".snakemake", "metadata", *("@" + p for p in parts[:-1]),
+                       parts[-1])
+    record = json.loads(record_path.read_text())
+    return ast.literal_eval(json.loads(record["params"])[0])
+
+
+@pytest.mark.slow
+def test_each_commands_job_is_the_rules_job(finished_run, test_config):
+    """`lmao <step> --show-job` builds the job that the rule ran, params for params: a step
+    run by hand is the workflow's step."""
+    import json
+
+    from lmao.layout import Layout
+
+    path, config = test_config
+    at = Layout.of(config["name"])
+    run_name, words = "lmao", config["pretrain"]["lmao"]["checkpoints"][-1]
+    cases = {
+        at.store("lee"): ["tokenize", "lee"],
+        at.vectors("lee_floret"): ["vectors", "lee_floret"],
+        at.checkpoint(run_name, words): ["pretrain", run_name, "--words", str(words)],
+        at.task("polarity-n20"): ["task", "polarity-n20"],
+        at.finetune_scores("polarity", run_name, words, 0, 1): [
+            "finetune", "polarity", "--run", run_name, "--words", str(words), "--seed", "1"],
+        at.finetune_scores("polarity", "bow", 0, 0, 0): ["finetune", "polarity", "--run", "bow"],
+    }
+    if "parsers" in config:
+        cases[at.parser("ewt")] = ["train-parser", "ewt"]
+    for output, command in cases.items():
+        shown = run([*SNAKEMAKE[:1], "-m", "lmao", *command, "--config", str(path),
+                     "--show-job"], cwd=path.parent).stdout
+        assert json.loads(shown) == _recorded_params(path.parent, output), command

@@ -15,14 +15,14 @@ from lmao.decode import (
     write_decode_report,
 )
 from lmao.fileio import write_json
-from lmao.pretrain import PretrainSettings
+from lmao.jobs import DecodeJob
 
 if sm.rule == "decode_table":
     write_decode_report(read_evaluations(sm.input.evaluations), Path(sm.output.table).parent)
 else:
-    job = sm.params.job
+    job = DecodeJob.from_params(sm.params.job)
     evaluation = evaluate_checkpoint(
-        sm.input.state, PretrainSettings.from_dict(job["settings"]), sm.input.store,
-        sm.input.vectors, DecodeSettings.from_dict(job["decode"]),
-        input_vectors_dir=sm.input.get("input_vectors"), parse_dir=sm.input.get("parse"))
+        sm.input.state, job.settings, sm.input.store, sm.input.vectors,
+        DecodeSettings.from_dict(job.decode), input_vectors_dir=sm.input.get("input_vectors"),
+        parse_dir=sm.input.get("parse"))
     write_json(sm.output.evaluation, {"run": sm.wildcards.run, **evaluation})

@@ -9,5 +9,6 @@ tee_stderr(sm.log)
 import json
 
 from lmao.download import download
+from lmao.jobs import DownloadJob
 
-print(json.dumps(download(sm.params.spec, sm.output.folder)))
+print(json.dumps(download(DownloadJob.from_params(sm.params.spec).spec, sm.output.folder)))

@@ -7,15 +7,16 @@ sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
 
 import sys
-from pathlib import Path
 
-from lmao.pretrain import Preempted, PretrainSettings, pretrain
+from lmao.jobs import PretrainJob
+from lmao.layout import pretrain_run_of
+from lmao.pretrain import Preempted, pretrain
 
-job = sm.params.job
+job = PretrainJob.from_params(sm.params.job)
 try:
-    pretrain(sm.input.store, sm.input.vectors, PretrainSettings.from_dict(job["settings"]),
-             job["checkpoints"], Path(sm.output.checkpoint).parent,
-             input_vectors_dir=sm.input.get("input_vectors"), parse_dir=sm.input.get("parse"),
+    pretrain(sm.input.store, sm.input.vectors, job.settings, list(job.checkpoints),
+             pretrain_run_of(sm.output.checkpoint), input_vectors_dir=sm.input.get("input_vectors"),
+             parse_dir=sm.input.get("parse"),
              gpu_id=0 if int(sm.resources.get("gpu", 0)) > 0 else None)  # a job sees one GPU
 except Preempted as stopped:  # state saved: Snakemake's retry (or a rerun) continues from it
     print(stopped, file=sys.stderr)

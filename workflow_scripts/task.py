@@ -6,11 +6,7 @@ from lmao.logs import tee_stderr
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
 
-from lmao.tasks import build_task, subsample_task
+from lmao.jobs import TaskJob
+from lmao.steps import make_task
 
-spec = sm.params.task
-if "subset_of" in spec:
-    subsample_task(sm.input.parent, sm.output.task, spec["n_train"],
-                   seed=spec.get("split", {}).get("seed", 0))
-else:
-    build_task(spec, sm.output.task)
+make_task(TaskJob.from_params(sm.params.task), sm.output.task, parent=sm.input.get("parent"))

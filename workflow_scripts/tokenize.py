@@ -6,11 +6,7 @@ from lmao.logs import tee_stderr
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
 
-from itertools import chain
+from lmao.jobs import CorpusJob
+from lmao.steps import tokenize_corpus
 
-from lmao.sources import iter_texts
-from lmao.store import build_store
-
-sources = sm.params.corpus["sources"]
-build_store(chain.from_iterable(iter_texts(s) for s in sources), sm.output.store,
-            n_process=sm.threads, provenance={"sources": sources})
+tokenize_corpus(CorpusJob.from_params(sm.params.corpus), sm.output.store, n_process=sm.threads)

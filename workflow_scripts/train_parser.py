@@ -7,8 +7,7 @@ sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
 
 from lmao.finetune import finetune
-from lmao.settings import EncoderSettings
+from lmao.jobs import FinetuneInputs, FinetuneJob
 
-job = sm.params.job
-finetune("ud", sm.input.task, EncoderSettings.from_dict(job["encoder"]), job["hyperparameters"],
-         job["seed"], job["epochs"], sm.output.scores, best_model_dir=sm.output.model)
+finetune(FinetuneJob.from_params(sm.params.job), FinetuneInputs.of(sm.input.task),
+         sm.output.scores, best_model_dir=sm.output.model)

@@ -15,6 +15,7 @@ The parts, each small enough to read alone:
 - `loop`: the training loop, logging and pre-emption.
 """
 
+from ..ops import to_host
 from ..settings import ENGINES, LOSSES, MASK_WORD, OBJECTIVE_COLUMNS, OBJECTIVES, PretrainSettings
 from .engines import DocTok2Vec, FastTok2Vec, NoFastPath, TypeFeatures, TypeVectors, make_engine
 from .loop import Preempted, PretrainInputs, pretrain
@@ -35,7 +36,6 @@ from .state import (
     fingerprint_changes,
     model_from_state,
     read_state,
-    to_host,
 )
 from .stream import Masker, WordStream
 

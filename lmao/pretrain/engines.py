@@ -74,7 +74,7 @@ class NoFastPath(ValueError):
     """The model's layers are not the ones the fast engine knows how to call."""
 
 
-def _find(model: Model, what: str, test) -> Model:  # noqa: ANN001
+def _find(model: Model, what: str, test) -> Model:
     found = [node for node in model.walk() if test(node)]
     if len(found) != 1:
         raise NoFastPath(f"expected one {what} layer in {model.name!r}, found {len(found)}")
@@ -131,7 +131,7 @@ def window_blocks(encode: Model) -> list[tuple[int, Model]] | None:
     return found or None
 
 
-def _sum_by_type(ops: Ops, inverse: np.ndarray, n_types: int):  # noqa: ANN202
+def _sum_by_type(ops: Ops, inverse: np.ndarray, n_types: int):
     """A sparse (types × tokens) matrix of ones: its product with per-token rows sums them
     per type. Built on the host, where the ids are; multiplied on the ops' device."""
     order = np.argsort(inverse, kind="stable").astype("int32")
@@ -147,7 +147,7 @@ def _sum_by_type(ops: Ops, inverse: np.ndarray, n_types: int):  # noqa: ANN202
     return csr_matrix((data, order, indptr), shape=(n_types, len(inverse)))
 
 
-def _static_forward(layer: Model, vectors: np.ndarray):  # noqa: ANN202
+def _static_forward(layer: Model, vectors: np.ndarray):
     """spaCy's StaticVectors on gathered vectors: a projection without bias, with dropout
     over output columns."""
     ops = layer.ops
@@ -200,7 +200,7 @@ class FastTok2Vec:
             raise NoFastPath("the encoder's padding is narrower than its receptive field")
         self.needed_rows = needed_rows
 
-    def begin_update(self, type_ids: np.ndarray, lengths: list[int], trained=None):  # noqa: ANN001, ANN201
+    def begin_update(self, type_ids: np.ndarray, lengths: list[int], trained=None):
         """Encode a batch of type ids; return the encodings of the `trained` tokens
         (positions in the batch; None: all tokens, in order) and the backprop taking their
         gradients."""
@@ -209,7 +209,7 @@ class FastTok2Vec:
             return self._dense(host_ids, lengths, trained)
         return self._needed_only(host_ids, lengths, trained)
 
-    def _embed(self, host_ids: np.ndarray):  # noqa: ANN202
+    def _embed(self, host_ids: np.ndarray):
         """The embedding layer's output for these type ids (host), and its backprop.
 
         The hash embeddings, the static vectors and the maxout and layer norm that mix them
@@ -248,7 +248,7 @@ class FastTok2Vec:
 
         return mixed, backprop
 
-    def _dense(self, host_ids: np.ndarray, lengths: list[int], trained):  # noqa: ANN001, ANN202
+    def _dense(self, host_ids: np.ndarray, lengths: list[int], trained):
         ops = self.encode.ops
         mixed, bp_embed = self._embed(host_ids)
         encoded, bp_encode = self.encode(ops.unflatten(mixed, np.asarray(lengths, "int32")),
@@ -260,7 +260,7 @@ class FastTok2Vec:
 
         return rows, backprop
 
-    def _needed_only(self, host_ids: np.ndarray, lengths: list[int], trained):  # noqa: ANN001, ANN202
+    def _needed_only(self, host_ids: np.ndarray, lengths: list[int], trained):
         ops = self.encode.ops
         xp = ops.xp
         pad, window = self.encode.attrs["pad"], self.blocks[0][0]
@@ -313,7 +313,7 @@ class DocTok2Vec:
     def __init__(self, tok2vec: Model, vocab: Vocab, input_types: list[str]):
         self.tok2vec, self.vocab, self.input_types = tok2vec, vocab, input_types
 
-    def begin_update(self, type_ids: np.ndarray, lengths: list[int], trained=None):  # noqa: ANN001, ANN201
+    def begin_update(self, type_ids: np.ndarray, lengths: list[int], trained=None):
         splits = np.split(np.asarray(type_ids), np.cumsum(lengths)[:-1])
         docs = [Doc(self.vocab, words=[self.input_types[i] for i in seg]) for seg in splits]
         encoded, bp_encoded = self.tok2vec.begin_update(docs)

@@ -19,10 +19,10 @@ from thinc.api import Adam, Model, Ops, Optimizer, fix_random_seed, require_gpu,
 from tqdm import tqdm
 
 from ..fileio import append_jsonl, write_bytes
-from ..ops import BlasOps, GpuOps, using_ops
+from ..ops import BlasOps, GpuOps, to_host, using_ops
 from ..settings import MASK_WORD, PretrainSettings
 from ..store import TokenStore, read_heads
-from ..vectors import load_table, targets_for_types
+from ..vectors import load_table
 from .engines import DocTok2Vec, FastTok2Vec, make_engine
 from .model import build_pretrain_model, input_vocab, output_of, update_output
 from .objective import VectorObjective
@@ -45,7 +45,7 @@ class Preempted(RuntimeError):
                          "the state is saved, rerun to continue")
         self.signum, self.words = signum, words
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return type(self), (self.signum, self.words)
 
 
@@ -114,7 +114,7 @@ def pretrain(
                             Path(input_vectors_dir) if input_vectors_dir else None,
                             Path(parse_dir) if parse_dir else None)
     with using_ops(ops), _stop_requests() as stop:
-        run = _Run.build(inputs, settings, ops, needed_rows=gpu_id is None
+        run = PretrainRun.build(inputs, settings, ops, needed_rows=gpu_id is None
                          if needed_rows is None else needed_rows)
         return run.train(checkpoints, RunPaths(Path(out_dir)), progress, stop)
 
@@ -132,7 +132,7 @@ class LossLog:
         self.loss_sum, self.known_words, self.interval_start = 0.0, 0, words
         self.next = words + self.every
 
-    def add(self, token_loss, known) -> None:  # noqa: ANN001
+    def add(self, token_loss, known) -> None:
         self.loss_sum = self.loss_sum + token_loss.sum()
         self.known_words = self.known_words + known.sum()
 
@@ -155,7 +155,7 @@ class LossLog:
 
 
 @dataclass
-class _Run:
+class PretrainRun:
     """One run's data, model, optimiser, random streams and engine, built from its inputs."""
 
     settings: PretrainSettings
@@ -175,13 +175,10 @@ class _Run:
 
     @classmethod
     def build(cls, inputs: PretrainInputs, settings: PretrainSettings, ops: Ops,
-              needed_rows: bool) -> _Run:
+              needed_rows: bool) -> PretrainRun:
         store = TokenStore(inputs.store)
         targets = load_table(inputs.vectors)
-        matrix, rows_by_type = targets_for_types(store.types, targets,
-                                                 settings.target_lookup == "lowercase")
-        objective = VectorObjective(ops.asarray(matrix), ops.asarray(rows_by_type),
-                                    settings.loss, settings.objective)
+        objective = VectorObjective.for_store(store.types, targets, settings, ops)
         parse = None
         if objective.needs_heads:
             if inputs.parse is None:
@@ -204,8 +201,9 @@ class _Run:
                                     input_types, settings.encoder.attrs, static, needed_rows)
         if note:
             print(f"pretrain: running the Doc engine: {note}", file=sys.stderr)
-        return cls(settings, ops, store, objective, rows_by_type >= 0, parse, vocab,
-                   run_fingerprint, model, optimizer,
+        has_target = to_host(objective.rows_by_type) >= 0
+        return cls(settings, ops, store, objective, has_target, parse, vocab, run_fingerprint,
+                   model, optimizer,
                    Masker(settings.mask_prob, len(store.types), settings.seed),
                    WordStream(store, settings.seed, settings.shuffle, settings.max_doc_length,
                               settings.max_epochs),
@@ -236,7 +234,7 @@ class _Run:
         truncate_log(paths.log, words)
         return words
 
-    def step(self, n_words: int):  # noqa: ANN201
+    def step(self, n_words: int):
         """Train on the next `n_words` words; return (words, token losses, target flags)."""
         ops, stream = self.ops, self.stream
         segments = stream.take(n_words)

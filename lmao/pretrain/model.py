@@ -42,8 +42,8 @@ def output_layer(settings: PretrainSettings, width: int) -> Model:
 def columns(start: int, stop: int) -> Model:
     """Columns start:stop of an array (gradients of the other columns are zero)."""
 
-    def forward(model: Model, X, is_train: bool):  # noqa: ANN001, ANN202
-        def backprop(dY):  # noqa: ANN001, ANN202
+    def forward(model: Model, X, is_train: bool):
+        def backprop(dY):
             dX = model.ops.alloc2f(*X.shape)
             dX[:, start:stop] = dY
             return dX
@@ -79,7 +79,7 @@ def output_of(model: Model) -> Model:
 
 
 def update_output(output: Model, objective: VectorObjective, inputs, ids, lengths: list[int],
-                  trained, heads=None, weight: float = 1.0):  # noqa: ANN001, ANN201
+                  trained, heads=None, weight: float = 1.0):
     """Forward and backward through the output layer for the trained tokens only.
 
     `inputs` are the encoder's outputs at the `trained` positions (all tokens when None).
@@ -95,7 +95,7 @@ def update_output(output: Model, objective: VectorObjective, inputs, ids, length
     return backprop(d_pred * weight if weight != 1.0 else d_pred), token_loss, known
 
 
-def select_rows(ops: Ops, encoded: list, trained):  # noqa: ANN001, ANN201
+def select_rows(ops: Ops, encoded: list, trained):
     """The rows of a list of encodings at `trained` (flat positions; None: all), and the
     backprop from those rows' gradients to the list's."""
     lengths = ops.asarray1i([len(x) for x in encoded])
@@ -103,7 +103,7 @@ def select_rows(ops: Ops, encoded: list, trained):  # noqa: ANN001, ANN201
     if trained is None:
         return flat, lambda d_rows: ops.unflatten(d_rows, lengths)
 
-    def backprop(d_rows):  # noqa: ANN001, ANN202
+    def backprop(d_rows):
         d_flat = ops.alloc2f(*flat.shape)
         d_flat[trained] = d_rows
         return ops.unflatten(d_flat, lengths)

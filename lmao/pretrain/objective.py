@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from thinc.api import CosineDistance, L2Distance, get_array_module
+from spacy.vectors import Vectors
+from thinc.api import CosineDistance, L2Distance, Ops, get_array_module
 
-from ..settings import OBJECTIVE_COLUMNS
+from ..settings import OBJECTIVE_COLUMNS, PretrainSettings
+from ..vectors import targets_for_types
 
 
 class VectorObjective:
@@ -29,6 +31,18 @@ class VectorObjective:
             CosineDistance(normalize=True, ignore_zeros=True) if loss == "cosine"
             else L2Distance(normalize=True)
         )
+
+    @classmethod
+    def for_store(cls, types: list[str], table: Vectors, settings: PretrainSettings, ops: Ops,
+                  objective: str | None = None) -> VectorObjective:
+        """The objective over a token store's types and a vectors table, on `ops`' device:
+        each type's target row (its lowercase form's where the run says so), the run's loss
+        and objective (or `objective`). Pre-training and the multi-task auxiliary loss both
+        build theirs here."""
+        matrix, rows_by_type = targets_for_types(types, table,
+                                                 settings.target_lookup == "lowercase")
+        return cls(ops.asarray(matrix), ops.asarray(rows_by_type), settings.loss,
+                   objective or settings.objective)
 
     @property
     def width(self) -> int:

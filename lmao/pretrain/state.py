@@ -24,47 +24,10 @@ from thinc.api import Model, Ops, Optimizer
 
 from ..fileio import InputError, write_bytes, write_text
 from ..layout import PARTIAL_STATE, PRETRAIN_LOG, checkpoint_name, state_name
-from ..ops import random_state, set_random_state
+from ..ops import optimizer_state, random_state, restore_optimizer, set_random_state
 from ..settings import PretrainSettings
 from ..store import TokenStore
 from .model import build_pretrain_model
-
-
-def to_host(value: Any) -> Any:
-    """`value` with every device array (cupy: it has `.get()`) replaced by a numpy copy."""
-    if isinstance(value, dict):
-        return {key: to_host(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_host(item) for item in value)
-    if hasattr(value, "get") and hasattr(value, "shape") and not isinstance(value, np.ndarray):
-        return np.asarray(value.get())
-    return value
-
-
-def optimizer_state(nodes: list[Model], optimizer: Optimizer) -> dict:
-    """Optimizer moments and averages as host arrays, keyed by the position of their node
-    in `nodes` (a model's `walk()`), not by node id (ids differ per process)."""
-    index = {node.id: i for i, node in enumerate(nodes)}
-
-    def remap(table: dict | None) -> dict | None:
-        return None if table is None else {(index[k[0]], k[1]): v for k, v in table.items()}
-
-    return to_host({name: remap(getattr(optimizer, name))
-                    for name in ("mom1", "mom2", "averages", "nr_update", "last_seen")})
-
-
-def restore_optimizer(nodes: list[Model], optimizer: Optimizer, state: dict, ops: Ops) -> None:
-    """Put saved moments back (`nodes` as they were saved), on the device `ops` computes on."""
-    ids = [node.id for node in nodes]
-    for name, table in state.items():
-        if table is None:
-            continue
-        restored = {(ids[k[0]], k[1]): ops.asarray(v) if isinstance(v, np.ndarray) else v
-                    for k, v in table.items()}
-        current = getattr(optimizer, name)
-        current.clear()
-        current.update(restored)
-
 
 # Settings that change what is saved or logged when, never what is trained.
 NOT_FINGERPRINTED = ("log_every_words", "save_every_words", "on_changed_settings")
