@@ -57,12 +57,12 @@ def workflow_jobs(experiment: Experiment) -> dict[str, Job]:
     for corpus in config["corpora"]:
         jobs[at.store(corpus)] = Job("tokenize_corpus", (at.store(corpus),),
                                      at.job_log("tokenize_corpus", corpus),
-                                     experiment.corpus_job(corpus))
+                                     experiment.corpus_job(corpus).params())
     for table, spec in config["vectors"].items():
         reads = (at.store(spec["train"]["corpus"]),) if "train" in spec else ()
         jobs[at.vectors(table)] = Job("vectors", (at.vectors(table),),
                                       at.job_log("vectors", table),
-                                      experiment.vectors_job(table), reads)
+                                      experiment.vectors_job(table).params(), reads)
     for run, spec in config["pretrain"].items():
         if "parser" in spec:
             continue
@@ -75,14 +75,14 @@ def workflow_jobs(experiment: Experiment) -> dict[str, Job]:
             jobs[at.checkpoint(run, words)] = Job(
                 "pretrain", (at.checkpoint(run, words), at.state(run, words)),
                 at.job_log("pretrain", run, f"words-{words}"),
-                experiment.pretrain_job(run, words), tuple(reads),
+                experiment.pretrain_job(run, words).params(), tuple(reads),
                 (at.pretrain_benchmark(run, words),))
             previous = words
     tasks = experiment.tasks()
     for task, spec in tasks.items():
         reads = (at.task(spec["subset_of"]),) if "subset_of" in spec else ()
         jobs[at.task(task)] = Job("build_task", (at.task(task),), at.job_log("build_task", task),
-                                  experiment.task_job(task), reads)
+                                  experiment.task_job(task).params(), reads)
     multitask = experiment.multitask()
     for task in experiment.trained_tasks():
         for init in experiment.inits_for(task):
@@ -102,7 +102,7 @@ def workflow_jobs(experiment: Experiment) -> dict[str, Job]:
                                      f"sample-{sample}", f"seed-{seed}")
                     jobs[scores] = Job(
                         "finetune", (scores,), log,
-                        experiment.finetune_job(task, init.run, init.words, sample, seed),
+                        experiment.finetune_job(task, init.run, init.words, sample, seed).params(),
                         tuple(dict.fromkeys(reads)))
     return jobs
 

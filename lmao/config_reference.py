@@ -29,6 +29,24 @@ must refer to each other (a run's `corpus` is one of `corpora`), and settings mu
 """
 
 
+def code_defaults() -> dict[str, Any]:
+    """Defaults that live in the code's typed settings rather than in the schema (the
+    schema leaves these keys out of a config; the settings fill them in), by key path."""
+    from dataclasses import asdict
+
+    from .settings import DEFAULT_HYPERPARAMETERS, EncoderSettings, PretrainSettings
+
+    encoder = asdict(EncoderSettings())
+    settings = {k: v for k, v in asdict(PretrainSettings()).items() if k != "encoder"}
+    found: dict[str, Any] = {}
+    for prefix, values in (("encoder", encoder),
+                           ("pretrain.<name>.settings", settings),
+                           ("finetune.multitask.<name>.settings", settings),
+                           ("finetune.hyperparameters", DEFAULT_HYPERPARAMETERS)):
+        found.update({f"{prefix}.{key}": value for key, value in values.items()})
+    return found
+
+
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
@@ -37,6 +55,7 @@ class _Reference:
     def __init__(self, schema: dict[str, Any]):
         self.schema = schema
         self.rows: list[tuple[str, str, str, str]] = []
+        self.defaults = code_defaults()
         self.expanded: dict[str, str] = {}  # a `$defs` entry → the first path it is shown at
 
     def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +106,8 @@ class _Reference:
         description = " ".join(str(node.get("description", "")).split())
         if note:
             description = f"({note}) {description}".strip()
-        default = f"`{node['default']}`" if "default" in node else ""
+        default = node.get("default", self.defaults.get(path))
+        default = "" if default is None else f"`{_value(default)}`"
         children = node.get("properties", {})
         named = node.get("additionalProperties")
         branches = [self.resolve(b) for b in node.get("oneOf", []) if "properties" in b]
@@ -114,6 +134,12 @@ class _Reference:
             keys = sorted({k for b in node["oneOf"] for k in b.get("required", [])})
             self.rows.append((f"`{path}`", "", "", "exactly one of " +
                               ", ".join(f"`{k}`" for k in keys)))
+
+
+def _value(value: Any) -> str:
+    """A default as YAML writes it (`true`, `[NORM, PREFIX]`, `0.001`)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix(
+        "\n...").removesuffix("...").strip()
 
 
 def _prose(text: str) -> str:

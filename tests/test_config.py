@@ -104,7 +104,7 @@ def test_the_spacy_cnn_reference_applies_to_ner_and_ud_with_the_baselines_vector
     assert by_type["textcat"] == {"bow"} and by_type["ner"] == {"spacy_cnn"}
     task = next(t for t, s in experiment.tasks().items() if s["type"] == "ner")
     job = experiment.finetune_job(task, "spacy_cnn", 0, 0, 0)
-    assert job["encoder"]["width"] == 96 and job["encoder"]["include_static_vectors"]
+    assert job.encoder.width == 96 and job.encoder.include_static_vectors
     assert experiment.input_vectors("spacy_cnn") == "lee_floret"
     assert experiment.input_vectors("bow") is None
 
