@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint clean
 
@@ -24,8 +25,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint --configfile config/demo.yaml  # reads no external data
 
+# Two pytest workers: the end-to-end runs of one group (tests/conftest.py) beside the rest.
 test: lint
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 clean:
 	rm -rf results logs .snakemake

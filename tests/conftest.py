@@ -128,3 +128,20 @@ def finished_run(test_config) -> tuple[Path, dict]:
     return path.parent / "results" / config["name"], config
 
 
+
+
+# ---------------------------------------------------------------- running in parallel
+# `make test` runs pytest-xdist with `--dist loadgroup`: tests that share an expensive
+# fixture run on one worker (else each worker would build it again), everything else is
+# spread. The end-to-end run of the test config (`finished_run`, several minutes) and the
+# tests that read it are one group; each module with a module-scoped run of its own (DVC,
+# SLURM) is another.
+SHARED_RUNS = {"finished_run": "finished_run", "pushed": "dvc", "slurm_env": "finished_run"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        groups = {SHARED_RUNS[name] for name in getattr(item, "fixturenames", ())
+                  if name in SHARED_RUNS}
+        if groups:
+            item.add_marker(pytest.mark.xdist_group(sorted(groups)[0]))
