@@ -35,6 +35,9 @@ def cmd_check_config(args: argparse.Namespace) -> None:
           f"{len(trained)} tasks (low-data variants included) × {samples} "
           f"hyper-parameter samples × {seeds} seeds = {runs * samples * seeds} fine-tuning "
           "jobs (a reference only on the tasks it applies to)")
+    from .cost import cost_lines
+
+    print("\n".join(cost_lines(experiment, args)))
 
 
 def _show(job: object, args: argparse.Namespace) -> bool:
@@ -53,7 +56,7 @@ class UsageError(ValueError):
 
 
 def cmd_tokenize(args: argparse.Namespace) -> None:
-    from .steps import tokenize_corpus
+    from .sources import tokenize_corpus
 
     experiment = _experiment(args)
     _entry(experiment, "corpora", args.corpus)
@@ -63,7 +66,7 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
 
 
 def cmd_vectors(args: argparse.Namespace) -> None:
-    from .steps import make_vectors
+    from .vector_models import make_vectors
 
     experiment = _experiment(args)
     _entry(experiment, "vectors", args.table)
@@ -87,7 +90,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_task(args: argparse.Namespace) -> None:
-    from .steps import make_task
+    from .tasks import make_task
 
     experiment = _experiment(args)
     _entry(experiment, "tasks", args.task)
@@ -179,7 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    command("check-config", cmd_check_config, "validate a config and summarise the grid")
+    from .cost import add_arguments as add_cost_arguments
+
+    add_cost_arguments(command("check-config", cmd_check_config, "validate a config, size "
+                               "its grid and estimate its core-hours and wall-clock"))
     command("config-reference", cmd_config_reference, "print every config key, what it takes "
             "and its default, from the schema (docs/config.md)", config=False)
     def step(name: str, func, help_text: str, what: str):

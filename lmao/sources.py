@@ -20,11 +20,13 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
 from .fileio import InputError, read_jsonl, read_lines
+from .jobs import CorpusJob
 
 
 def gensim_test_data() -> Path:
@@ -116,6 +118,15 @@ def _iter_texts(source: dict) -> Iterator[str]:
                                    source.get("max_words"))
     else:
         raise ValueError(f"unknown text source type {kind!r}")
+
+
+def tokenize_corpus(job: CorpusJob, out: str | Path, n_process: int = 1) -> dict:
+    """Every source of a corpus, tokenized once into a token store; returns its meta."""
+    from .store import build_store
+
+    sources = job.spec["sources"]
+    return build_store(chain.from_iterable(iter_texts(s) for s in sources), out,
+                       n_process=n_process, provenance={"sources": sources})
 
 
 # ---------------------------------------------------------------- labelled documents

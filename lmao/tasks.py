@@ -12,6 +12,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
 
 from .fileio import InputError, atomic_dir, read_jsonl, write_json
+from .jobs import TaskJob
 from .sources import (
     LabelledText,
     ParsedSentence,
@@ -297,3 +298,15 @@ def build_task(task: dict, out_dir: str | Path) -> dict:
 def train_size(task_dir: str | Path) -> int:
     """The number of training examples of a built task (from its meta.json)."""
     return int(json.loads((Path(task_dir) / "meta.json").read_text())["sizes"]["train"])
+
+
+def make_task(job: TaskJob, out: str | Path, parent: str | Path | None = None) -> dict:
+    """A task's train/dev/test DocBins from its sources, or a low-data variant cut from its
+    built parent task (`parent`); returns the task's meta."""
+    spec = job.spec
+    if "subset_of" not in spec:
+        return build_task(spec, out)
+    if parent is None:
+        raise ValueError(f"a low-data task is cut from its parent task {spec['subset_of']!r}: "
+                         "give the parent's built folder")
+    return subsample_task(parent, out, spec["n_train"], seed=spec.get("split", {}).get("seed", 0))

@@ -15,6 +15,7 @@ import numpy as np
 import spacy
 
 from .fileio import InputError, atomic_dir
+from .jobs import VectorsJob
 from .store import TokenStore
 from .vectors import save_table
 
@@ -117,3 +118,25 @@ def save_floret_table(model_path: str | Path, out_dir: str | Path, lang: str = "
     with atomic_dir(out_dir) as tmp:
         nlp.to_disk(tmp)
     return "floret"
+
+
+def make_vectors(job: VectorsJob, out: str | Path, store: str | Path | None = None,
+                 threads: int = 1) -> None:
+    """A spaCy vectors table: trained with floret on `store` (`train:`), or imported from
+    GloVe/fastText text, a fastText binary or a floret binary, optionally pruned."""
+    from .vectors import read_glove_text
+
+    spec = job.spec
+    if "train" in spec:
+        if store is None:
+            raise ValueError("vectors trained on a corpus need its token store")
+        train = spec["train"]
+        train_floret_table(TokenStore(store), out, dim=train["dim"], epochs=train["epochs"],
+                           min_count=train["min_count"], model=train["model"], threads=threads)
+    elif "floret_bin" in spec:
+        save_floret_table(spec["floret_bin"]["path"], out)
+    else:
+        source = spec.get("text") or spec["fasttext_bin"]
+        read = read_glove_text if "text" in spec else read_fasttext_bin
+        words, matrix = read(source["path"], source.get("max_rows"))
+        save_table(words, matrix, out, prune=source.get("prune"))

@@ -67,7 +67,7 @@ def test_the_readme_example_runs_on_real_files(tmp_path, monkeypatch, capsys):
     config["pretrain"]["lmao"]["checkpoints"] = [20000]
     config["pretrain"]["lmao"]["settings"].update(batch_words=1000, max_epochs=2)
     config["tasks"]["reviews"]["train_sizes"] = [100]
-    config["finetune"].update(epochs=2, seeds=[0, 1])
+    config["finetune"].update(epochs=2, patience=2, seeds=[0, 1])  # patience ≤ epochs
     config_path.write_text(yaml.safe_dump(config))
     snakemake(config_path, "--cores", "2", timeout=1200)
 

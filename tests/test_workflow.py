@@ -199,7 +199,7 @@ def _recorded_params(workdir, output: str) -> dict:
     record_path = Path(workdir, ".snakemake", "metadata", *("@" + p for p in parts[:-1]),
                        parts[-1])
     record = json.loads(record_path.read_text())
-    return ast.literal_eval(json.loads(record["params"])[0])
+    return ast.literal_eval(record["params"][0])  # the repr of each of the job's params
 
 
 @pytest.mark.slow

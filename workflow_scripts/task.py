@@ -7,6 +7,6 @@ sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
 
 from lmao.jobs import TaskJob
-from lmao.steps import make_task
+from lmao.tasks import make_task
 
 make_task(TaskJob.from_params(sm.params.task), sm.output.task, parent=sm.input.get("parent"))

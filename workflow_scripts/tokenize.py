@@ -7,6 +7,6 @@ sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
 
 from lmao.jobs import CorpusJob
-from lmao.steps import tokenize_corpus
+from lmao.sources import tokenize_corpus
 
 tokenize_corpus(CorpusJob.from_params(sm.params.corpus), sm.output.store, n_process=sm.threads)

@@ -7,7 +7,7 @@ sm = snakemake  # noqa: F821  (injected by Snakemake)
 tee_stderr(sm.log)
 
 from lmao.jobs import VectorsJob
-from lmao.steps import make_vectors
+from lmao.vector_models import make_vectors
 
 make_vectors(VectorsJob.from_params(sm.params.spec), sm.output.table,
              store=sm.input.get("store"), threads=sm.threads)
