@@ -139,6 +139,7 @@ def finished_run(test_config) -> tuple[Path, dict]:
 SHARED_RUNS = {"finished_run": "finished_run", "pushed": "dvc", "slurm_env": "finished_run"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         groups = {SHARED_RUNS[name] for name in getattr(item, "fixturenames", ())
