@@ -21,9 +21,12 @@ CANNOT_HOST = 3  # the script's exit status when this machine cannot run the clu
 SCORE_KEYS = ["task", "pretrain_run", "words", "sample", "seed", "split", "epoch", "metric"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def slurm_env(tmp_path_factory) -> dict[str, str]:
-    """Start the cluster (installing slurm-wlm and munge with apt if needed) or skip."""
+    """Start the cluster (installing slurm-wlm and munge with apt if needed) or skip. It
+    runs until the test session ends: once SLURM is installed, every Snakemake start asks
+    the controller for its config (the executor plugin's `scontrol show config`), which
+    waits 9 s for a controller that has stopped."""
     if os.environ.get("LMAO_SKIP_SLURM"):
         pytest.skip("LMAO_SKIP_SLURM is set")
     pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[slurm]'")
