@@ -21,9 +21,9 @@ from .pretrain import (
     PretrainSettings,
     VectorObjective,
     WordStream,
+    lmao_step,
     output_layer,
     select_rows,
-    update_output,
 )
 from .store import TokenStore
 from .vectors import load_table
@@ -71,21 +71,16 @@ class AuxiliaryLMAO:
     def update(self) -> float:
         """One batch of unlabelled text: accumulate the weighted gradients in tok2vec and
         the head (applied by `finish_update`); return the batch's summed loss."""
-        segments = self.stream.take(self.settings.batch_words)
-        lengths = [len(s) for s in segments]
-        ids = self.stream.gather(self.store.tokens, segments)
-        inputs, trained = self.masker(ids)
-        splits = np.split(inputs, np.cumsum(lengths)[:-1])
-        docs = [Doc(self.vocab, words=[self.input_types[i] for i in seg]) for seg in splits]
-        encoded, bp_encoded = self.tok2vec.begin_update(docs)
-        ops = self.tok2vec.ops
-        if trained is not None:
-            trained = ops.xp.asarray(trained)
-        rows, bp_select = select_rows(ops, encoded, trained)
-        d_rows, token_loss, _known = update_output(
-            self.head, self.objective, rows, ops.asarray(ids), lengths, trained,
-            weight=self.settings.weight)
-        bp_encoded(bp_select(d_rows))
+        def encode(inputs, lengths: list[int], trained):
+            splits = np.split(inputs, np.cumsum(lengths)[:-1])
+            docs = [Doc(self.vocab, words=[self.input_types[i] for i in seg]) for seg in splits]
+            encoded, bp_encoded = self.tok2vec.begin_update(docs)
+            rows, bp_select = select_rows(self.tok2vec.ops, encoded, trained)
+            return rows, lambda d_rows: bp_encoded(bp_select(d_rows))
+
+        _ids, token_loss, _known = lmao_step(
+            self.tok2vec.ops, self.stream, self.store.tokens, self.masker, encode, self.head,
+            self.objective, self.settings.batch_words, weight=self.settings.weight)
         return float(token_loss.sum())
 
     def finish_update(self, optimizer: Optimizer) -> None:

@@ -23,6 +23,7 @@ from .model import (
     build_pretrain_model,
     columns,
     input_vocab,
+    lmao_step,
     output_layer,
     output_of,
     select_rows,
@@ -44,6 +45,7 @@ __all__ = [
     "ChangedSettingsError", "DocTok2Vec", "FastTok2Vec", "Masker", "NoFastPath", "Preempted",
     "PretrainInputs", "PretrainSettings", "RunPaths", "TypeFeatures", "TypeVectors",
     "VectorObjective", "WordStream", "build_pretrain_model", "columns", "fingerprint",
-    "fingerprint_changes", "input_vocab", "make_engine", "model_from_state", "output_layer",
-    "output_of", "pretrain", "read_state", "select_rows", "to_host", "update_output",
+    "fingerprint_changes", "input_vocab", "lmao_step", "make_engine", "model_from_state",
+    "output_layer", "output_of", "pretrain", "read_state", "select_rows", "to_host",
+    "update_output",
 ]

@@ -24,7 +24,7 @@ from ..settings import MASK_WORD, PretrainSettings
 from ..store import TokenStore, read_heads
 from ..vectors import load_table
 from .engines import DocTok2Vec, FastTok2Vec, make_engine
-from .model import build_pretrain_model, input_vocab, output_of, update_output
+from .model import build_pretrain_model, input_vocab, lmao_step, output_of
 from .objective import VectorObjective
 from .state import (
     RunPaths,
@@ -236,21 +236,9 @@ class PretrainRun:
 
     def step(self, n_words: int):
         """Train on the next `n_words` words; return (words, token losses, target flags)."""
-        ops, stream = self.ops, self.stream
-        segments = stream.take(n_words)
-        lengths = [len(s) for s in segments]
-        host_ids = stream.gather(self.store.tokens, segments)
-        host_inputs, trained = self.masker(host_ids)
-        if trained is not None:  # a token without a target sends no gradient: not computed
-            trained = trained[self.has_target[host_ids[trained]]]
-        ids = ops.asarray(host_ids)
-        if trained is not None:
-            trained = ops.xp.asarray(trained)
-        rows, bp_rows = self.encoder.begin_update(host_inputs, lengths, trained)
-        heads = None if self.parse is None else ops.asarray(stream.gather(self.parse, segments))
-        d_rows, token_loss, known = update_output(output_of(self.model), self.objective, rows,
-                                                  ids, lengths, trained, heads)
-        bp_rows(d_rows)
+        host_ids, token_loss, known = lmao_step(
+            self.ops, self.stream, self.store.tokens, self.masker, self.encoder.begin_update,
+            output_of(self.model), self.objective, n_words, self.has_target, self.parse)
         self.model.finish_update(self.optimizer)
         return len(host_ids), token_loss, known
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 from spacy.vocab import Vocab
 from thinc.api import (
     Linear,
@@ -17,6 +20,9 @@ from thinc.api import (
 from ..encoder import build_tok2vec
 from ..settings import PretrainSettings
 from .objective import VectorObjective
+
+if TYPE_CHECKING:  # (stream imports nothing of the model; only the types are needed here)
+    from .stream import Masker, WordStream
 
 
 def input_vocab(lang: str = "en") -> Vocab:
@@ -93,6 +99,33 @@ def update_output(output: Model, objective: VectorObjective, inputs, ids, length
     prediction, backprop = output.begin_update(inputs)
     d_pred, token_loss, known = objective(ids, lengths, prediction, heads, trained)
     return backprop(d_pred * weight if weight != 1.0 else d_pred), token_loss, known
+
+
+def lmao_step(ops: Ops, stream: WordStream, tokens: np.ndarray, masker: Masker, encode,
+              output: Model, objective: VectorObjective, n_words: int,
+              has_target: np.ndarray | None = None, parse: np.ndarray | None = None,
+              weight: float = 1.0):
+    """One batch of the LMAO objective, as pre-training and the multi-task auxiliary loss
+    both run it: the stream's next `n_words` words, masked; encoded by `encode(input ids,
+    lengths, trained positions) -> (rows at those positions, their backprop)`; the output
+    layer and the loss on the trained tokens only (with `has_target`, only those whose
+    own form has a target vector: the rest send no gradient); gradients accumulated in the
+    encoder and the output layer, not applied. Returns (token ids, losses, target flags)."""
+    segments = stream.take(n_words)
+    lengths = [len(s) for s in segments]
+    host_ids = stream.gather(tokens, segments)
+    host_inputs, trained = masker(host_ids)
+    if trained is not None and has_target is not None:  # no target: no gradient, not computed
+        trained = trained[has_target[host_ids[trained]]]
+    ids = ops.asarray(host_ids)
+    if trained is not None:
+        trained = ops.xp.asarray(trained)
+    rows, bp_rows = encode(host_inputs, lengths, trained)
+    heads = None if parse is None else ops.asarray(stream.gather(parse, segments))
+    d_rows, token_loss, known = update_output(output, objective, rows, ids, lengths, trained,
+                                              heads, weight)
+    bp_rows(d_rows)
+    return host_ids, token_loss, known
 
 
 def select_rows(ops: Ops, encoded: list, trained):
