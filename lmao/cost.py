@@ -8,14 +8,15 @@ fine-tuning, as `lmao check-config` prints them.
   the dev words (scored every epoch), then the test words once. `finetune.epochs` is a cap
   that patience may cut short, so the figure is an upper bound. Words per split come from a
   built task (the token counts in its DocBins) or, before anything is built, from the source
-  files: bytes ÷ bytes per record and tokens per record measured on the head of each file,
-  times the records the task's `split`/`limits` settings give each split (an estimate;
-  `SourceWords`).
+  files: bytes ÷ bytes per record and tokens per record measured on a sample of each
+  file, times the records the task's `split`/`limits` settings give each split (an
+  estimate; `SourceWords`).
 - **Speeds** come from a short calibration of the real code (`lmao.finetune.finetune`, on
   one thread as the `finetune` rule gives a job) on generated tasks made from gensim's
-  English text, at two sizes, timing training and evaluation apart (`calibrate`), cached
-  per machine, case and package versions (`cache_path`); or from `DEFAULT_SPEEDS`,
-  measured the same way on the project's 2-core build machine.
+  English text, at two sizes, timing training and scoring apart in CPU seconds
+  (`calibrate_cases`, `--calibrate`), cached per machine, case and package versions
+  (`cache_path`); or from `DEFAULT_SPEEDS`, measured the same way on the project's
+  2-core build machine (docs/results/finetune_speed.md).
 
 Words are tokens as spaCy counts them (a Doc's length); before a task is built they are
 counted with `TOKEN_PATTERN`, within ~1% of spaCy's English tokenizer on IMDB reviews and
@@ -73,14 +74,15 @@ PRETRAIN_WORDS_PER_S = 40_000
 PRETRAIN_THREADS = 2  # rules/pretrain.smk `threads:`, read from there where it can be
 
 
-def encoder_scale(encoder: EncoderSettings | None) -> float:
+def encoder_scale(encoder: EncoderSettings | None, width_power: float = 1.0) -> float:
     """Time per word of `encoder` relative to the reference encoder (width 128, depth 4):
-    the window layers' work grows with width × depth, the embedding's and the heads' with
-    the width, so time ∝ width × (depth + 1), as measured between widths 96 and 128 (the
-    depth dependence is this model's assumption, not a measurement)."""
+    the window layers' work grows with the depth, the embedding's and the heads' do not,
+    so time ∝ width^`width_power` × (depth + 1). Pre-training's engine is bound by
+    element-wise work, linear in the width (measured between widths 96 and 128); the
+    depth dependence is this model's assumption, not a measurement."""
     if encoder is None:
         return 1.0
-    return (encoder.width / 128) * (encoder.depth + 1) / 5
+    return (encoder.width / 128) ** width_power * (encoder.depth + 1) / 5
 
 
 def rule_threads(rule: str, default: int) -> int:
@@ -118,23 +120,25 @@ class Speed:
                                    eval_word_s=self.eval_word_s * factor)
 
 
-# Measured with `calibrate` on the project's 2-core AMD EPYC build machine (one thread per
-# job, as the rule gives; CPU seconds; the median of 3 rounds taken while other tests kept
-# the machine at a load of ~4, so if anything slow), width 128, depth 4, static vectors
-# in, batches of 1,000 words: docs/results/finetune_speed.md. Keyed by (task type, text
-# classifier); other encoders are scaled by `default_speed`.
+# Measured with `calibrate_cases` on the 2-core AMD EPYC build machine (one thread per
+# job, as the rule gives; CPU seconds; the median of 3 rounds at a load average of 1-2),
+# width 128, depth 4, static vectors in, batches of 1,000 words:
+# docs/results/finetune_speed.md. Keyed by (task type, text classifier); other encoders
+# are scaled by `default_speed`.
 DEFAULT_SPEEDS: dict[tuple[str, str | None], Speed] = {
-    ("textcat", "reduce"): Speed(1 / 10_500, 0.017, 1 / 16_500, 0.0, 1.5, 0.09),
-    ("textcat", "ensemble"): Speed(1 / 10_600, 0.021, 1 / 23_000, 0.0, 1.5, 0.08),
-    ("textcat", "bow"): Speed(1 / 153_000, 0.005, 1 / 600_000, 0.001, 1.2, 0.01),
-    ("ner", None): Speed(1 / 8_900, 0.026, 1 / 18_600, 0.0, 1.6, 0.09),
-    ("ud", None): Speed(1 / 4_800, 0.112, 1 / 10_400, 0.0, 1.8, 0.10),
+    ("textcat", "reduce"): Speed(1 / 13_600, 0.013, 1 / 22_000, 0.0, 1.4, 0.09),
+    ("textcat", "ensemble"): Speed(1 / 14_100, 0.017, 1 / 28_000, 0.0, 1.4, 0.12),
+    ("textcat", "bow"): Speed(1 / 780_000, 0.002, 1 / 140_000, 0.0, 1.1, 0.015),
+    ("ner", None): Speed(1 / 10_900, 0.018, 1 / 17_900, 0.0, 1.4, 0.11),
+    ("ud", None): Speed(1 / 5_000, 0.053, 1 / 13_100, 0.0, 1.9, 0.13),
 }
 DEFAULT_ENCODER = EncoderSettings(width=128, depth=4, include_static_vectors=True)
-# The share of a job's time per word that does not grow with the encoder (the parser's
-# transition system and hidden layer): measured for NER between widths 64, 96 and 128
-# (0.3), assumed the same for UD; a text classifier's time is almost all encoder.
-FIXED_SHARE = {"textcat": 0.0, "ner": 0.3, "ud": 0.3}
+# How a fine-tuning job's time per word grows with the encoder: as width^1.7 × (depth + 1)
+# (text classification, measured: 0.62 of the time at width 96, 0.21 at width 64 and
+# depth 2), except a share that does not grow at all (the parser's transition system and
+# hidden layer: 0.27 for NER between those widths, assumed the same for UD).
+FINETUNE_WIDTH_POWER = 1.7
+FIXED_SHARE = {"textcat": 0.0, "ner": 0.27, "ud": 0.27}
 
 
 @dataclass(frozen=True)
@@ -174,13 +178,15 @@ class Case:
 
 def default_speed(case: Case) -> Speed:
     """`DEFAULT_SPEEDS` for a case's task type, scaled to its encoder: the part of the time
-    per word that grows with the encoder (1 - `FIXED_SHARE`) by `encoder_scale`."""
+    per word and batch that grows with the encoder (1 - `FIXED_SHARE`) by `encoder_scale`
+    at `FINETUNE_WIDTH_POWER`."""
     base = DEFAULT_SPEEDS[(case.task_type, case.textcat if case.task_type == "textcat"
                            else None)]
     if case.encoder is None:
         return base
     fixed = FIXED_SHARE[case.task_type]
-    ratio = encoder_scale(case.encoder) / encoder_scale(DEFAULT_ENCODER)
+    ratio = encoder_scale(case.encoder, FINETUNE_WIDTH_POWER) / encoder_scale(
+        DEFAULT_ENCODER, FINETUNE_WIDTH_POWER)
     return base.scaled(fixed + (1 - fixed) * ratio)
 
 
@@ -456,6 +462,8 @@ def labelled_source_words(source: dict, max_words: int | None = None) -> SourceW
         return _builtin_words(kind, max_words)
     if kind == "acl_imdb":
         folder = Path(source["path"]) / source.get("split", "train")
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no folder {folder} (yet: a download?)")
         files = [p for label in ("neg", "pos") for p in _folder_files(folder / label, "*.txt")]
         return _many_files_words(files, "text", source, max_words, per_file_record=True)
     return file_words(source["path"], kind, source, max_words)
@@ -464,6 +472,8 @@ def labelled_source_words(source: dict, max_words: int | None = None) -> SourceW
 def split_file_words(source: dict, split: str, fmt: str) -> SourceWords:
     """Records and tokens of an NER or UD split (a file, or a folder of CoNLL-2012 files)."""
     path = Path(source[split])
+    if not path.exists():
+        raise FileNotFoundError(f"no file {path} (yet: a download?)")
     if path.is_dir():
         return _many_files_words(_folder_files(path, "*_conll"), fmt, source, None,
                                  per_file_record=False)
@@ -715,18 +725,29 @@ def plan(experiment: Experiment, speeds: dict[Case, Speed],
 
 
 def hours(seconds: float) -> str:
+    """'≈ 1,234', '≈ 0.062' or '< 0.01' (core-hours)."""
     value = seconds / 3600
-    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
+    if value >= 10:
+        return f"≈ {value:,.0f}"
+    return f"≈ {value:.2g}" if value >= 0.01 else "< 0.01"
+
+
+def rate(words_per_s: float) -> str:
+    """53,333 → '53,000' (two significant figures)."""
+    return f"{float(f'{words_per_s:.2g}'):,.0f}"
 
 
 def duration(seconds: float) -> str:
+    """'≈ 40 s', '≈ 12 min', '≈ 5.1 h', '≈ 209 h (8.7 days)' or '< 1 s'."""
+    if seconds < 1:
+        return "< 1 s"
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return f"≈ {seconds:.0f} s"
     if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
+        return f"≈ {seconds / 60:.0f} min"
     if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 3600:,.0f} h ({seconds / 86400:.1f} days)"
+        return f"≈ {seconds / 3600:.1f} h"
+    return f"≈ {seconds / 3600:,.0f} h ({seconds / 86400:.1f} days)"
 
 
 def plural(n: int, noun: str) -> str:
@@ -740,16 +761,18 @@ def words_text(words: float) -> str:
     return f"{words:.0f}"
 
 
-def plan_lines(p: Plan, cores: int) -> list[str]:
-    """The lines `lmao check-config` prints: one per stage, one per task, a total."""
+def plan_lines(p: Plan, cores: int, problems: dict[str, str] | None = None) -> list[str]:
+    """The lines `lmao check-config` prints: one per stage, one per task, a total; with
+    `problems`, the tasks left out because their words could not be estimated."""
+    problems = problems or {}
     lines = []
     if p.pretrain:
         words = sum(r.words for r in p.pretrain)
-        speeds = sorted({f"{r.words_per_s:,.0f}" for r in p.pretrain})
+        speeds = sorted({rate(r.words_per_s) for r in p.pretrain})
         lines.append(
-            f"pre-training: {plural(len(p.pretrain), 'run')}, {words_text(words)} words, ≈ "
-            f"{hours(p.pretrain_core_seconds)} core-hours (~{' / '.join(speeds)} words/s per "
-            f"job on {p.pretrain[0].threads} threads), ≈ {duration(p.pretrain_wall(cores))} "
+            f"pre-training: {plural(len(p.pretrain), 'run')}, {words_text(words)} words, "
+            f"{hours(p.pretrain_core_seconds)} core-hours (~{' / '.join(speeds)} words/s a job "
+            f"on its {p.pretrain[0].threads} cores), {duration(p.pretrain_wall(cores))} "
             f"at --cores {cores}")
     else:
         lines.append("pre-training: none")
@@ -759,9 +782,11 @@ def plan_lines(p: Plan, cores: int) -> list[str]:
     bound, cap = ("at most ", "≤ ") if p.patience else ("", "")
     epochs = f"{cap}{p.epochs} epochs each" + (", patience may stop earlier" if p.patience
                                                else "")
+    left_out = f" (without {plural(len(problems), 'task')}: see below)" if problems else ""
     lines.append(
-        f"fine-tuning: {jobs:,} jobs, {bound}≈ {hours(seconds.total)} core-hours ({epochs}; "
-        f"{share:.0%} of it evaluation), ≈ {duration(p.finetune_wall(cores))} at --cores "
+        f"fine-tuning: {jobs:,} jobs{left_out}, {bound}{hours(seconds.total)} core-hours "
+        f"({epochs}; "
+        f"{share:.0%} of it evaluation), {duration(p.finetune_wall(cores))} at --cores "
         f"{cores}")
     for t in p.finetune:
         how = "counted in the built task" if t.words.how == "built" else \
@@ -769,9 +794,11 @@ def plan_lines(p: Plan, cores: int) -> list[str]:
         lines.append(
             f"  {t.task}: {t.jobs:,} jobs; train {words_text(t.words.train)} words × {cap}"
             f"{t.epochs} epochs, dev {words_text(t.words.dev)} × {cap}{t.epochs}, test "
-            f"{words_text(t.words.test)} once ({how}); ≈ {hours(t.seconds.total)} core-hours")
+            f"{words_text(t.words.test)} once ({how}); {hours(t.seconds.total)} core-hours")
+    lines.extend(f"  {task}: not counted: its words could not be estimated ({problem})"
+                 for task, problem in problems.items())
     total = p.pretrain_core_seconds + seconds.total
-    lines.append(f"total: {bound}≈ {hours(total)} core-hours, ≈ {duration(p.wall(cores))} at "
+    lines.append(f"total: {bound}{hours(total)} core-hours, {duration(p.wall(cores))} at "
                  f"--cores {cores} (tokenizing, vectors, parsers and decoding not counted)")
     lines.append(f"speeds: {p.speeds}")
     return lines
@@ -1083,14 +1110,24 @@ def _calibration_worker(request: Path, result: Path, tmp: Path) -> None:
 # ---------------------------------------------------------------- the command
 
 
+def _cores(text: str) -> int:
+    try:
+        cores = int(text)
+    except ValueError:
+        cores = 0
+    if cores < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of cores ≥ 1")
+    return cores
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cores", type=int, default=DEFAULT_CORES,
+    parser.add_argument("--cores", type=_cores, default=DEFAULT_CORES,
                         help="cores the run will have (as `snakemake --cores N`) for the "
                              f"wall-clock estimate (default {DEFAULT_CORES})")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--calibrate", action="store_true",
                        help="measure this machine's fine-tuning speed for the config's "
-                            f"encoders now (about 10 s a case) and cache it ({cache_path()})")
+                            f"encoders now (about 8 s a case) and cache it ({cache_path()})")
     group.add_argument("--no-calibrate", action="store_true",
                        help="use the documented default speeds, even where a calibration "
                             "of this machine is cached")
@@ -1104,8 +1141,6 @@ def grid_cases(experiment: Experiment) -> list[Case]:
 
 def cost_lines(experiment: Experiment, args: argparse.Namespace) -> list[str]:
     """The cost lines of `lmao check-config` for a valid config."""
-    if args.cores < 1:
-        raise ValueError(f"--cores {args.cores}: expected at least 1")
     cases = grid_cases(experiment)
     if args.no_calibrate:
         speeds: dict[Case, Speed] = {}
@@ -1127,10 +1162,7 @@ def cost_lines(experiment: Experiment, args: argparse.Namespace) -> list[str]:
                   "measures them all")
     problems: dict[str, str] = {}
     words = task_words(experiment, problems=problems)
-    lines = plan_lines(plan(experiment, speeds, words, source), args.cores)
-    lines[-1:-1] = [f"  {task}: not counted: its words could not be estimated ({problem})"
-                    for task, problem in problems.items()]
-    return lines
+    return plan_lines(plan(experiment, speeds, words, source), args.cores, problems)
 
 
 if __name__ == "__main__":
