@@ -136,7 +136,8 @@ def test_a_killed_writer_leaves_no_temporary_after_the_rerun(tmp_path, kind):
 
 
 JOB_SCRIPT = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as under a terminal, not `cmd &`
 from lmao.logs import tee_stderr
 tee_stderr([sys.argv[1]])
 print("started", flush=True)
