@@ -57,7 +57,8 @@ from .fileio import write_json
 from .grid import Experiment
 from .layout import Layout
 from .search import sample_hyperparameters
-from .settings import DEFAULT_HYPERPARAMETERS, EncoderSettings
+from .settings import DEFAULT_HYPERPARAMETERS, EncoderSettings, batch_words_for
+from .sources import HTML_BREAK, HTML_TAG
 
 CALIBRATION_VERSION = 1  # bump when the calibration's method changes: old entries are stale
 CACHE_ENV = "LMAO_CACHE_DIR"  # where the calibration cache lives (default ~/.cache/lmao)
@@ -201,17 +202,15 @@ SAMPLE_WINDOWS = 64  # spread evenly over the file: its parts may differ (genres
 MIN_WINDOW_BYTES = 64 << 10  # each window far longer than a record
 MIN_SAMPLE_RECORDS = 20  # read more (up to MAX_SAMPLE_BYTES) where a sample holds fewer
 MAX_SAMPLE_BYTES = 64 << 20
-_HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 
 
 def count_tokens(text: str, max_words: int | None = None, strip_html: bool = False) -> int:
     """Tokens of `text` (`TOKEN_PATTERN`), at most `max_words` (a task's cut). HTML line
     breaks are left out even where the text keeps them: spaCy glues `<br />` to the words
     around it (`film.<br`, `/>The`), about as many tokens as the text without them."""
-    text = _HTML_BREAK.sub(" ", text)
+    text = HTML_BREAK.sub(" ", text)
     if strip_html:
-        text = _HTML_TAG.sub(" ", text)
+        text = HTML_TAG.sub(" ", text)
     n = len(TOKEN_PATTERN.findall(text))
     return n if max_words is None else min(n, max_words)
 
@@ -574,16 +573,6 @@ def task_words(experiment: Experiment, results: Layout | None = None,
 
 
 # ---------------------------------------------------------------- the arithmetic
-
-
-def batch_words_for(hyperparameters: dict[str, Any], train_words: float) -> int:
-    """The batch a job trains with (`lmao.finetune.batch_words_for`, without spaCy):
-    `batch_words`, smaller where the set would give fewer than `min_updates_per_epoch`."""
-    hp = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}
-    floor = int(hp.get("min_updates_per_epoch") or 0)
-    if floor <= 0:
-        return int(hp["batch_words"])
-    return max(1, min(int(hp["batch_words"]), int(train_words) // floor))
 
 
 @dataclass(frozen=True)

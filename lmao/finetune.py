@@ -30,7 +30,7 @@ from .grid import PRIMARY_METRIC
 from .jobs import FinetuneInputs, FinetuneJob
 from .multitask import AuxiliaryLMAO, AuxiliarySettings
 from .ops import BlasOps, using_ops
-from .settings import DEFAULT_HYPERPARAMETERS, EncoderSettings
+from .settings import DEFAULT_HYPERPARAMETERS, EncoderSettings, batch_words_for
 from .tasks import train_size
 
 _LISTENER = {"@architectures": "spacy.Tok2VecListener.v1", "width": None, "upstream": "*"}
@@ -241,16 +241,6 @@ def check_checkpoint(path: str | Path, encoder: EncoderSettings) -> None:
 def train_words(path: Path) -> int:
     """Tokens in a training DocBin."""
     return sum(len(doc) for doc in DocBin().from_disk(path).get_docs(Vocab()))
-
-
-def batch_words_for(hp: dict[str, Any], words: int) -> int:
-    """`batch_words`, made smaller where the training set would otherwise give fewer than
-    `min_updates_per_epoch` updates an epoch (a 2,000-tweet set in 1,000-word batches
-    gets ~30; a run of a few epochs would end before the model learns)."""
-    floor = int(hp.get("min_updates_per_epoch") or 0)
-    if floor <= 0:
-        return int(hp["batch_words"])
-    return max(1, min(int(hp["batch_words"]), words // floor))
 
 
 def finetune(job: FinetuneJob, inputs: FinetuneInputs, out_path: str | Path,

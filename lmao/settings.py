@@ -116,3 +116,15 @@ DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "freeze_encoder_epochs": 0,  # the tok2vec stays as initialised for this many epochs
     "min_updates_per_epoch": 50,  # smaller batches where batch_words would give fewer
 }
+
+
+def batch_words_for(hyperparameters: dict[str, Any], train_words: float) -> int:
+    """The batch a fine-tune trains with: `batch_words`, made smaller where the training set
+    would otherwise give fewer than `min_updates_per_epoch` updates an epoch (a 2,000-tweet
+    set in 1,000-word batches gets ~30; a run of a few epochs would end before the model
+    learns). `lmao.finetune` trains with it; `lmao.cost` plans with it."""
+    hp = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}
+    floor = int(hp.get("min_updates_per_epoch") or 0)
+    if floor <= 0:
+        return int(hp["batch_words"])
+    return max(1, min(int(hp["batch_words"]), int(train_words) // floor))

@@ -75,15 +75,15 @@ def jsonl_texts(path: str | Path, field: str = "text") -> Iterator[str]:
             yield text
 
 
-_HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 
 
 def strip_html(text: str) -> str:
     """Text without HTML markup: line breaks (`<br />`, as in IMDB reviews) become spaces,
     other tags are dropped, entities (`&amp;`) are decoded. Without this the tokenizer glues
     markup to words (`spielberg.<br`)."""
-    text = _HTML_TAG.sub(" ", _HTML_BREAK.sub(" ", text))
+    text = HTML_TAG.sub(" ", HTML_BREAK.sub(" ", text))
     return re.sub(r"[ \t]{2,}", " ", html.unescape(text)).strip()
 
 
