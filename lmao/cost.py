@@ -27,11 +27,9 @@ calibration runs in a child process (`python -m lmao.cost`).
 from __future__ import annotations
 
 import argparse
-import bz2
 import contextlib
 import csv
 import dataclasses
-import gzip
 import hashlib
 import io
 import json
@@ -53,7 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .fileio import write_json
+from .fileio import DECOMPRESSORS, open_binary, write_json
 from .grid import Experiment
 from .layout import Layout
 from .search import sample_hyperparameters
@@ -240,18 +238,10 @@ class SplitWords:
     how: str = "estimated"
 
 
-_OPENERS = {".gz": gzip.GzipFile, ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
 _LINE_FORMATS = ("jsonl", "jsonl_spans", "fasttext", "label_text")  # a record per line
 _HEAD_ONLY = ("csv", "tsv")  # a quoted field may span lines: no safe start mid-file
 _BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")  # between sentences (token-per-line formats)
 _LINE_END = re.compile(r"\r\n|\n|\r")
-
-
-def _stream(path: Path, raw: io.BufferedReader) -> io.BufferedIOBase:
-    opener = _OPENERS.get(path.suffix)
-    if opener is None:
-        return raw
-    return opener(fileobj=raw) if opener is gzip.GzipFile else opener(raw)
 
 
 def uncompressed_size(path: str | Path) -> int:
@@ -259,7 +249,7 @@ def uncompressed_size(path: str | Path) -> int:
     (one member under 4 GiB), else by decompressing it once."""
     path = Path(path)
     size = path.stat().st_size
-    if path.suffix not in _OPENERS:
+    if path.suffix not in DECOMPRESSORS:
         return size
     if path.suffix == ".gz" and 4 <= size < 2**28:
         with path.open("rb") as handle:
@@ -268,7 +258,7 @@ def uncompressed_size(path: str | Path) -> int:
         if isize >= size // 2:  # (a concatenated or wrapped file can fail this)
             return isize
     total = 0
-    with path.open("rb") as raw, _stream(path, raw) as stream:
+    with open_binary(path) as stream:
         while chunk := stream.read(1 << 22):
             total += len(chunk)
     return total
@@ -318,7 +308,7 @@ def _contents(path: str | Path, limit: int) -> Iterator[tuple[Any, int]]:
     """A file's decompressed bytes (memory-mapped where it is plain) and its size; a
     compressed file above `MAX_DECOMPRESSED` gives its first `limit` bytes only."""
     path = Path(path)
-    if path.suffix not in _OPENERS:
+    if path.suffix not in DECOMPRESSORS:
         if path.stat().st_size == 0:
             yield b"", 0
             return
@@ -327,7 +317,7 @@ def _contents(path: str | Path, limit: int) -> Iterator[tuple[Any, int]]:
             yield mapped, len(mapped)
         return
     total = uncompressed_size(path)
-    with path.open("rb") as raw, _stream(path, raw) as stream:
+    with open_binary(path) as stream:
         data = stream.read(total if total <= MAX_DECOMPRESSED else limit)
     yield data, total
 

@@ -136,11 +136,14 @@ def write_json(target: str | Path, obj: Any) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+# Compressed files are read by suffix, everywhere.
+DECOMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
 def open_binary(path: str | Path) -> IO[bytes]:
     """Open a file for reading bytes, decompressing .gz/.bz2/.xz by suffix."""
     path = Path(path)
-    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-    return openers.get(path.suffix, open)(path, "rb")  # type: ignore[operator]
+    return DECOMPRESSORS.get(path.suffix, open)(path, "rb")  # type: ignore[operator]
 
 
 def read_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:

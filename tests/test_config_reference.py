@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from lmao.config_reference import config_reference, load_schema
+from lmao.config import load_schema
+from lmao.config_reference import config_reference
 
 from .conftest import REPO
 
