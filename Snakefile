@@ -32,6 +32,7 @@ localrules:
     download,
     report,
     decode_table,
+    halving,
 
 
 # Names are safe slugs (the schema's `$defs/slug`); a task's low-data variants add `-n<N>`.
@@ -43,6 +44,7 @@ wildcard_constraints:
     words=r"\d+",
     sample=r"\d+",
     seed=r"-?\d+",
+    epoch=r"\d+",
     parser=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     download=r"[A-Za-z0-9][A-Za-z0-9_-]*",
 

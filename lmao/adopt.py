@@ -84,7 +84,9 @@ def workflow_jobs(experiment: Experiment) -> dict[str, Job]:
         jobs[at.task(task)] = Job("build_task", (at.task(task),), at.job_log("build_task", task),
                                   experiment.task_job(task).params(), reads)
     multitask = experiment.multitask()
-    for task in experiment.trained_tasks():
+    # A halving search's runs are stages and decisions: its fine-tuning is never adopted.
+    trained = experiment.trained_tasks() if experiment.halving() is None else []
+    for task in trained:
         for init in experiment.inits_for(task):
             reads = [at.task(task)]
             if init.run in multitask:

@@ -109,12 +109,16 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     if (args.run, args.words) not in {(init.run, init.words) for init in inits}:
         raise ConfigError(f"--run {args.run} --words {args.words}: not an init of task "
                           f"{args.task!r} (have {[(i.run, i.words) for i in inits]})")
-    job = experiment.finetune_job(args.task, args.run, args.words, args.sample, args.seed)
+    if args.pause_after is None:
+        job = experiment.finetune_job(args.task, args.run, args.words, args.sample, args.seed)
+    else:
+        job = experiment.finetune_stage_job(args.task, args.run, args.words, args.sample,
+                                            args.seed, args.pause_after)
     if not _show(job, args):
         inputs = FinetuneInputs.of(args.task_dir, checkpoint=args.checkpoint,
                                    vectors=args.vectors, aux_store=args.aux_store,
                                    aux_vectors=args.aux_vectors)
-        for row in finetune(job, inputs, args.out):
+        for row in finetune(job, inputs, args.out, state_path=args.state):
             print(json.dumps(row["scores"]))
 
 
@@ -230,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, default=0, help="hyper-parameter sample (0: fixed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="the JSON-lines scores log")
+    p.add_argument("--pause-after", type=int, metavar="EPOCH", help="a halving stage: train "
+                   "up to this decision epoch, keep the run's state and stop")
+    p.add_argument("--state", type=Path, help="the run's state file (default: beside --out); "
+                   "a stage and the run that continues it name the same one")
     p = step("train-parser", cmd_train_parser, "train a configured tagger + parser on its UD "
              "task (for the head objectives)", "parser")
     p.add_argument("--task-dir", type=Path)

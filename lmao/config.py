@@ -217,6 +217,7 @@ def check_finetune_numbers(finetune: dict[str, Any]) -> None:
                           f"({epochs}): every run would end before patience could stop it")
     frozen = (finetune.get("hyperparameters") or {}).get("freeze_encoder_epochs", 0)
     _check_frozen_epochs("finetune.hyperparameters.freeze_encoder_epochs", frozen, epochs)
+    _check_halving(finetune)
     schema = load_schema()
     rules = schema["properties"]["finetune"]["properties"]["hyperparameters"]["properties"]
     for key, dimension in ((finetune.get("search") or {}).get("space") or {}).items():
@@ -235,6 +236,25 @@ def check_finetune_numbers(finetune: dict[str, Any]) -> None:
                 _check_frozen_epochs(f"{where}[{i}]", value, epochs)
         if kind != "choice" and not values[0] < values[1]:
             raise ConfigError(f"{where}: {values} is not [low, high] with low below high")
+
+def _check_halving(finetune: dict[str, Any]) -> None:
+    """Halving's decision epochs: increasing, each below the epoch cap, over a search of at
+    least two samples (with one there is nothing to rank)."""
+    search = finetune.get("search") or {}
+    halving = search.get("halving")
+    if halving is None:
+        return
+    where = "finetune.search.halving"
+    if search["samples"] < 2:
+        raise ConfigError(f"{where}: the search has {search['samples']} sample; halving ranks "
+                          "samples, so it needs at least 2")
+    decisions = halving["epochs"]
+    if any(b <= a for a, b in zip(decisions, decisions[1:], strict=False)):
+        raise ConfigError(f"{where}.epochs: {decisions} is not increasing")
+    if decisions[-1] >= finetune["epochs"]:
+        raise ConfigError(f"{where}.epochs: {decisions[-1]} is not below finetune.epochs "
+                          f"({finetune['epochs']}): the samples kept would have no epoch left")
+
 
 def _check_frozen_epochs(where: str, frozen: int, epochs: int) -> None:
     if frozen >= epochs:

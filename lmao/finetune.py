@@ -28,6 +28,7 @@ from .fileio import InputError, atomic_dir, atomic_path
 from .finetune_state import EpochStates, run_fingerprint
 from .grid import PRIMARY_METRIC
 from .jobs import FinetuneInputs, FinetuneJob
+from .layout import resume_path
 from .multitask import AuxiliaryLMAO, AuxiliarySettings
 from .ops import BlasOps, using_ops
 from .settings import DEFAULT_HYPERPARAMETERS, EncoderSettings, batch_words_for
@@ -244,7 +245,8 @@ def train_words(path: Path) -> int:
 
 
 def finetune(job: FinetuneJob, inputs: FinetuneInputs, out_path: str | Path,
-             best_model_dir: str | Path | None = None) -> list[dict]:
+             best_model_dir: str | Path | None = None,
+             state_path: str | Path | None = None) -> list[dict]:
     """Train for `job.epochs` epochs; write one JSON line of dev scores per epoch to
     `out_path`, then, where the task has a test split, one line of the best dev epoch's test
     scores. With `job.patience`, a run stops once that many epochs have passed without a
@@ -256,6 +258,12 @@ def finetune(job: FinetuneJob, inputs: FinetuneInputs, out_path: str | Path,
     epoch (on the task's primary dev metric, with the optimizer's parameter averages) is
     saved there. A multi-task job follows every task batch with a batch of the LMAO
     objective on unlabelled text. `job.textcat` picks the text classifier (TEXTCAT_MODELS).
+
+    The run's state after each epoch is kept in `state_path` (default: beside `out_path`),
+    so a killed run continues where it stopped. With `job.pause_after`, the run is a stage
+    of a halving search: it trains up to that epoch, writes those epochs' lines (no test
+    line) and leaves its state for the run that continues it (pass it the same
+    `state_path`); its lines are exactly the first lines of the whole run's log.
     """
     encoder = job.encoder or EncoderSettings()  # bag-of-words: no encoder is built
     if inputs.checkpoint is not None:
@@ -272,23 +280,25 @@ def finetune(job: FinetuneJob, inputs: FinetuneInputs, out_path: str | Path,
     states = None
     if auxiliary is None:  # (a multi-task run's unlabelled stream is not saved: it restarts)
         read = [p for p in (inputs.task, inputs.checkpoint, inputs.vectors) if p is not None]
-        states = EpochStates(out_path, run_fingerprint(
+        states = EpochStates(state_path or resume_path(out_path), run_fingerprint(
             config, read, {"labels": labels, "hp": hp, "epochs": job.epochs,
                            "patience": job.patience, "best_model": best_model_dir is not None}))
     with using_ops(BlasOps(seed=job.seed)):
-        return _train(job.task_type, config, inputs.task, job.seed, (job.epochs, job.patience),
+        return _train(job.task_type, config, inputs.task, job.seed,
+                      (job.epochs, job.patience, job.pause_after),
                       out_path, labels, Path(best_model_dir) if best_model_dir else None,
                       schedule, auxiliary, states)
 
 
 def _train(task_type: str, config: Config, task_dir: Path, seed: int,
-           length: tuple[int, int], out_path: str | Path, labels: dict[str, Any] | None,
+           length: tuple[int, int, int | None], out_path: str | Path, labels: dict[str, Any] | None,
            best_model_dir: Path | None, schedule: tuple[float, int],
            auxiliary: AuxiliarySettings | None = None,
            states: EpochStates | None = None) -> list[dict]:
     encoder_lr_scale, frozen_epochs = schedule
     ops = get_current_ops()  # the models' ops, whose dropout stream a state saves
-    epochs, patience = length
+    epochs, patience, pause_after = length
+    last = epochs if pause_after is None else min(pause_after, epochs)
     nlp = init_nlp(config)
     aux = None if auxiliary is None else AuxiliaryLMAO(
         nlp.get_pipe("tok2vec").model, nlp.vocab, auxiliary, seed)
@@ -307,8 +317,9 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int,
             saved[k] for k in ("rows", "best", "best_epoch", "best_weights", "order"))
     first = 1 if not rows else epochs + 1 if "stopped" in rows[-1] else rows[-1]["epoch"] + 1
     with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        out.writelines(json.dumps(row, sort_keys=True) + "\n" for row in rows)
-        for epoch in range(first, epochs + 1):
+        out.writelines(json.dumps(row, sort_keys=True) + "\n" for row in rows
+                       if row["epoch"] <= last)  # (a state may be past a stage's pause)
+        for epoch in range(first, last + 1):
             started = time.perf_counter()
             rng.shuffle(order)
             losses: dict[str, float] = {}
@@ -342,6 +353,8 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int,
                             "order": order})
             if stop:
                 break
+        if pause_after is not None:  # a stage: the state stays for the stage after it
+            return [row for row in rows if row["epoch"] <= last]
         if best_weights:  # the best dev epoch: saved, and scored once on the test split
             nlp.from_bytes(best_weights, exclude=["vocab"])
             if best_model_dir is not None:

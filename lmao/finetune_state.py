@@ -9,7 +9,8 @@ its own: the whole training config, the log's labels, the epoch budget, the file
 (path, size, modification and change times, inode: they are outputs of other jobs,
 rewritten whenever their content changes) and the code (this package's sources; spaCy's,
 thinc's and numpy's versions), so a rerun after an edit or a bug fix starts over. The state
-is removed when the run's log is complete.
+is removed when the run's log is complete. A stage of a halving search (`lmao.halving`)
+pauses the run after a decision epoch and leaves the state for the stage after it.
 """
 
 from __future__ import annotations
@@ -67,11 +68,10 @@ def run_fingerprint(config: Config, inputs: list[Path], settings: dict[str, Any]
 
 
 class EpochStates:
-    """Saves and restores the state of one run (its log at `out_path`) between epochs."""
+    """Saves and restores the state of one run between epochs, in the file `path`."""
 
-    def __init__(self, out_path: str | Path, fingerprint: str):
-        out_path = Path(out_path)
-        self.path = out_path.parent / f".{out_path.name}.resume"
+    def __init__(self, path: str | Path, fingerprint: str):
+        self.path = Path(path)
         self.fingerprint = fingerprint
 
     def save(self, nlp, optimizer: Optimizer, ops: Ops, shuffle: random.Random,

@@ -6,10 +6,11 @@ adopt and the report. No spaCy: the DAG builds without loading a model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .config import NO_PRETRAINING, ConfigError, check_references
+from .halving import HalvingPlan
 from .jobs import (
     CorpusJob,
     DecodeJob,
@@ -151,6 +152,10 @@ class Experiment:
     def n_samples(self) -> int:
         return n_samples(self.config["finetune"])
 
+    def halving(self) -> HalvingPlan | None:
+        """`finetune.search.halving`'s plan (None: every sample trains to the cap)."""
+        return HalvingPlan.of(self.config["finetune"])
+
     def hyperparameters(self, sample: int) -> dict[str, Any]:
         return sample_hyperparameters(self.config["finetune"], sample)
 
@@ -224,6 +229,14 @@ class Experiment:
                     "base_task": spec.get("subset_of", task), "pretrain_run": run,
                     "words": words, "sample": sample, "seed": seed},
         )
+
+    def finetune_stage_job(self, task: str, run: str, words: int, sample: int, seed: int,
+                           epoch: int) -> FinetuneJob:
+        """The run of `finetune_job` up to a halving decision after `epoch`, then paused."""
+        plan = self.halving()
+        if plan is None or epoch not in plan.epochs:
+            raise ConfigError(f"finetune.search.halving: no decision after epoch {epoch}")
+        return replace(self.finetune_job(task, run, words, sample, seed), pause_after=epoch)
 
     def decode_job(self, run: str) -> DecodeJob:
         return DecodeJob(self.pretrain_settings(run), self.config["decode"])

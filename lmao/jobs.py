@@ -115,6 +115,7 @@ class FinetuneJob:
     textcat: str | None = None  # text classification only: reduce, ensemble or bow
     multitask: dict[str, Any] | None = None  # a `finetune.multitask` entry
     labels: dict[str, Any] = field(default_factory=dict)
+    pause_after: int | None = None  # a halving stage: train up to this epoch and pause
 
     def __post_init__(self) -> None:
         unknown = set(self.hyperparameters) - set(DEFAULT_HYPERPARAMETERS)
@@ -130,6 +131,7 @@ class FinetuneJob:
             "encoder": None if self.encoder is None else self.encoder.to_dict(),
             "hyperparameters": self.hyperparameters, "seed": self.seed, "epochs": self.epochs,
             "patience": self.patience, "multitask": self.multitask, "labels": self.labels,
+            **({} if self.pause_after is None else {"pause_after": self.pause_after}),
         })
 
     @classmethod
@@ -138,7 +140,7 @@ class FinetuneJob:
         return cls(params["task_type"], None if encoder is None else
                    EncoderSettings.from_dict(encoder), dict(params["hyperparameters"]),
                    params["seed"], params["epochs"], params["patience"], params["textcat"],
-                   params["multitask"], dict(params["labels"]))
+                   params["multitask"], dict(params["labels"]), params.get("pause_after"))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ same paths below the results folder, as adopt keys jobs.
                               partial.state, log.jsonl periodic state, training log
     results/<name>/tasks/<task>/                       train/dev/test DocBins + meta.json
     results/<name>/finetune/<task>/<run>/words-<N>/sample-<S>/seed-<K>.jsonl   per-epoch scores
+                      .../seed-<K>.epoch-<E>.jsonl  a halving stage: the run's first E epochs
+    results/<name>/finetune/<task>/halving-epoch-<E>.json   halving: samples kept after E
     results/<name>/decode/<run>/words-<N>.json, decode/table.md   nearest-neighbour decoding
     results/<name>/scores.csv, table.md, tables/, *.png, *.svg, metrics.json, curves.csv
     results/<name>/code.json                           which code made each result
@@ -38,6 +40,13 @@ PLOTS = ("learning_curve", "score_vs_words", "low_data", "pretraining")
 def download_dir(download: str) -> str:
     """`downloads/<download>/`: outside any config's results, as every config shares it."""
     return f"{DOWNLOADS}/{download}"
+
+
+def resume_path(out_path: str | Path) -> Path:
+    """Where the fine-tuning run whose log is `out_path` keeps its state between epochs
+    (`lmao.finetune_state`): `.seed-K.jsonl.resume` beside `seed-K.jsonl`."""
+    out_path = Path(out_path)
+    return out_path.parent / f".{out_path.name}.resume"
 
 
 def checkpoint_name(words: int | str) -> str:
@@ -125,6 +134,15 @@ class Layout:
         return self.result("finetune", task, run, f"words-{words}", f"sample-{sample}",
                            f"seed-{seed}.jsonl")
 
+    def finetune_stage(self, task: str, run: str, words: int | str, sample: int | str,
+                       seed: int | str, epoch: int | str) -> str:
+        """A halving stage's log: the run's lines up to the decision after `epoch`."""
+        return self.result("finetune", task, run, f"words-{words}", f"sample-{sample}",
+                           f"seed-{seed}.epoch-{epoch}.jsonl")
+
+    def halving_decision(self, task: str, epoch: int | str) -> str:
+        return self.result("finetune", task, f"halving-epoch-{epoch}.json")
+
     def decode(self, run: str, words: int | str) -> str:
         return self.result("decode", run, f"words-{words}.json")
 
@@ -148,6 +166,7 @@ class Layout:
 LOG_FOLDERS = {
     "download": "download", "tokenize_corpus": "tokenize", "vectors": "vectors",
     "train_parser": "parsers", "parse_corpus": "parses", "pretrain": "pretrain",
-    "build_task": "tasks", "finetune": "finetune", "decode_checkpoint": "decode",
+    "build_task": "tasks", "finetune": "finetune", "finetune_stage": "finetune",
+    "halving": "finetune", "decode_checkpoint": "decode",
     "decode_table": "decode", "report": "",
 }

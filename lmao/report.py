@@ -19,6 +19,7 @@ import pandas as pd
 from .config import NO_PRETRAINING
 from .fileio import InputError, atomic_path, write_json, write_text
 from .grid import PRIMARY_METRIC, REFERENCES, Init
+from .halving import Decision
 from .stats import holm, paired_test, verdict
 
 COLUMNS = ["task", "task_type", "pretrain_run", "words", "sample", "seed", "split", "epoch",
@@ -270,9 +271,41 @@ def curve_points(table: pd.DataFrame) -> pd.DataFrame:
     return points[["task", "init", "epoch", "value"]]
 
 
-def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.DataFrame:
+def halving_markdown(decisions: list[Decision]) -> str:
+    """Which samples each halving decision stopped, and on what scores (empty without
+    halving). The tables above cover the samples that trained to the end."""
+    if not decisions:
+        return ""
+    lines = ["", "## Successive halving: the samples stopped",
+             "", "Each decision ranks the samples still training by their mean dev score "
+             "(each run's best epoch so far) over every init and seed of the task, and "
+             "keeps the best for every init; the tables and tests above are on the samples "
+             "kept to the end.", "",
+             "| task | after epoch | metric | runs per sample | kept (mean) | stopped (mean) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for d in sorted(decisions, key=lambda d: (d.task, d.epoch)):
+        def listed(samples: list[int], d: Decision = d) -> str:
+            return ", ".join(f"{s} ({d.scores[s] * 100:.1f})" for s in samples) or "none"
+        lines.append(f"| {d.task} | {d.epoch} | {d.metric} | {d.runs} | {listed(d.kept)} | "
+                     f"{listed(d.stopped)} |")
+    return "\n".join(lines) + "\n"
+
+
+def halving_table(decisions: list[Decision]) -> pd.DataFrame:
+    """One row per task, decision epoch and sample: its mean score and whether it went on."""
+    rows = [{"task": d.task, "epoch": d.epoch, "metric": d.metric, "sample": sample,
+             "mean": score, "runs": d.runs, "kept": sample in d.kept}
+            for d in decisions for sample, score in d.scores.items()]
+    return pd.DataFrame(rows, columns=["task", "epoch", "metric", "sample", "mean", "runs",
+                                       "kept"])
+
+
+def build_report(score_logs: Iterable[str | Path], out_dir: str | Path,
+                 decisions: Iterable[str | Path] = ()) -> pd.DataFrame:
     """scores.csv, table.md, tables/*.csv, learning_curve, score_vs_words and low_data
-    (PNG + SVG), metrics.json and curves.csv from the fine-tuning logs."""
+    (PNG + SVG), metrics.json and curves.csv from the fine-tuning logs (and, with halving,
+    its decisions: which samples stopped, in table.md and tables/halving.csv)."""
+    decided = [Decision.read(path) for path in decisions]
     out_dir = Path(out_dir)
     table = collect_scores(score_logs)
     if table.empty:
@@ -280,12 +313,15 @@ def build_report(score_logs: Iterable[str | Path], out_dir: str | Path) -> pd.Da
     write_csv(table, out_dir / "scores.csv")
     dev = carry_stopped_runs(table[table["split"] == "dev"])
     write_text(out_dir / "table.md", markdown_tables(dev) + "\n" + comparison_markdown(dev)
-               + held_out_markdown(table) + reference_markdown(table))
+               + held_out_markdown(table) + reference_markdown(table)
+               + halving_markdown(decided))
     write_csv(epoch_tables_long(dev), out_dir / "tables" / "epochs.csv")
     write_csv(best_summary(dev), out_dir / "tables" / "best.csv")
     write_csv(paired_comparisons(dev), out_dir / "tables" / "paired.csv")
     write_csv(chosen_test_scores(table), out_dir / "tables" / "test.csv")
     write_csv(reference_comparisons(table), out_dir / "tables" / "reference.csv")
+    if decided:
+        write_csv(halving_table(decided), out_dir / "tables" / "halving.csv")
     learning_curves(on_chosen_samples(dev), out_dir / "learning_curve.png")
     score_vs_words(dev, out_dir / "score_vs_words.png")
     low_data_curves(dev, out_dir / "low_data.png")

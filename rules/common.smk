@@ -16,7 +16,8 @@ from pathlib import Path
 
 from lmao.config import download_folder, local_sources, source_paths
 from lmao.grid import Experiment
-from lmao.layout import REPORT_FILES, Layout, download_dir
+from lmao.halving import Decision
+from lmao.layout import REPORT_FILES, Layout, download_dir, resume_path
 from lmao.digests import SourceDigests
 from lmao.provenance import (
     code_changes,
@@ -31,6 +32,7 @@ from lmao.provenance import (
 export_package_path(workflow.basedir)
 
 EXPERIMENT = Experiment(config)
+HALVING = EXPERIMENT.halving()  # None: no successive halving (lmao.halving)
 LAYOUT = Layout.of(EXPERIMENT.name)  # every path below comes from lmao.layout
 
 
@@ -140,7 +142,8 @@ def task_source_digests(wildcards):
 
 
 def finetune_inputs(wildcards):
-    """The task data, plus the checkpoint and input vectors this init needs."""
+    """The task data, plus the checkpoint and input vectors this init needs; with halving,
+    the run's last stage (the final run continues from the state it left)."""
     inputs = {"task": LAYOUT.task(wildcards.task)}
     multitask = EXPERIMENT.multitask().get(wildcards.run)
     if multitask is not None:  # unlabelled text and target vectors of the auxiliary loss
@@ -151,7 +154,13 @@ def finetune_inputs(wildcards):
     table = EXPERIMENT.input_vectors(wildcards.run)
     if table is not None:
         inputs["vectors"] = LAYOUT.vectors(table)
+    if HALVING is not None and "epoch" not in wildcards.keys():
+        inputs["previous_stage"] = _stage_log(wildcards, HALVING.epochs[-1])
     return inputs
+
+
+def _stage_log(w, epoch):
+    return LAYOUT.finetune_stage(w.task, w.run, w.words, w.sample, w.seed, epoch)
 
 
 def finetune_params(wildcards):
@@ -160,15 +169,96 @@ def finetune_params(wildcards):
     return job.params()
 
 
-def finetune_logs():
-    """Every fine-tuning log the config asks for: task × init (references included, where
-    they apply) × sample × seed (each its own job, so a cluster runs them side by side)."""
+def finetune_stage_inputs(wildcards):
+    """A stage's inputs are the run's; from the second decision on, also the stage before
+    (whose state it continues)."""
+    inputs = finetune_inputs(wildcards)
+    previous = HALVING.previous(int(wildcards.epoch))
+    if previous is not None:
+        inputs["previous_stage"] = _stage_log(wildcards, previous)
+    return inputs
+
+
+def finetune_stage_params(wildcards):
+    w = wildcards
+    job = EXPERIMENT.finetune_stage_job(
+        w.task, w.run, int(w.words), int(w.sample), int(w.seed), int(w.epoch)
+    )
+    return job.params()
+
+
+def finetune_state_path(wildcards):
+    """Where the run keeps its state: beside its final log, where `finetune` looks."""
+    w = wildcards
+    return str(resume_path(LAYOUT.finetune_scores(w.task, w.run, w.words, w.sample, w.seed)))
+
+
+def samples_in_race(task, epoch=None):
+    """The samples that train up to the decision after `epoch` (None: up to the cap): all
+    of them before the first decision, then those each decision kept. Asking for a decision
+    not made yet tells Snakemake to make it first (the `halving` checkpoint)."""
+    samples = list(range(EXPERIMENT.n_samples()))
+    if HALVING is None:
+        return samples
+    for decided in HALVING.epochs:
+        if decided == epoch:
+            break
+        samples = decision(task, decided).kept
+    return samples
+
+
+def decision(task, epoch):
+    return Decision.read(checkpoints.halving.get(task=task, epoch=str(epoch)).output.decision)
+
+
+def _runs(task, samples):
+    """(init, sample, seed) of every run of `task` for these samples."""
+    return [
+        (init, sample, seed)
+        for init in EXPERIMENT.inits_for(task)
+        for sample in samples
+        for seed in config["finetune"]["seeds"]
+    ]
+
+
+def halving_stage_logs(wildcards):
+    """The stage logs a decision ranks: every run of the task still in the race."""
+    epoch = int(wildcards.epoch)
+    return [
+        LAYOUT.finetune_stage(wildcards.task, init.run, init.words, sample, seed, epoch)
+        for init, sample, seed in _runs(wildcards.task, samples_in_race(wildcards.task, epoch))
+    ]
+
+
+def halving_params(wildcards):
+    """What a decision depends on besides its stage logs."""
+    return {
+        "epochs": list(HALVING.epochs),
+        "keep": HALVING.keep,
+        "metric": EXPERIMENT.primary_metric(wildcards.task),
+        "name": EXPERIMENT.name,
+    }
+
+
+def finetune_logs(wildcards=None):
+    """Every fine-tuning log the report reads: task × init (references included, where
+    they apply) × sample × seed (each its own job, so a cluster runs them side by side);
+    with halving, the samples the last decision kept."""
     return [
         LAYOUT.finetune_scores(task, init.run, init.words, sample, seed)
         for task in EXPERIMENT.trained_tasks()
-        for init in EXPERIMENT.inits_for(task)
-        for sample in range(EXPERIMENT.n_samples())
-        for seed in config["finetune"]["seeds"]
+        for init, sample, seed in _runs(task, samples_in_race(task))
+    ]
+
+
+def halving_decisions(wildcards=None):
+    """Every decision of a halving search (none without one)."""
+    if HALVING is None:
+        return []
+    return [
+        LAYOUT.halving_decision(task, epoch)
+        for task in EXPERIMENT.trained_tasks()
+        for epoch in HALVING.epochs
     ]
 
 

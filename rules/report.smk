@@ -3,7 +3,8 @@
 
 rule report:
     input:
-        scores=finetune_logs(),
+        scores=finetune_logs,
+        halving=halving_decisions,
         checkpoints=list(final_checkpoints().values()),
     output:
         scores=LAYOUT.report_file("scores.csv"),

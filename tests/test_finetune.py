@@ -220,3 +220,55 @@ def test_a_saved_state_of_other_settings_or_code_is_not_resumed(tmp_path, monkey
     textcat(task_dir, tmp_path / "c.jsonl", {"learn_rate": 0.002})
     assert "starting over" in capsys.readouterr().err
     assert scores(tmp_path / "c.jsonl") == scores(tmp_path / "b.jsonl")
+
+
+def test_halving_stages_continue_a_run_into_the_log_of_an_uninterrupted_run(tmp_path,
+                                                                            monkeypatch):
+    """A run paused after epochs 1 and 3 (two halving stages: their logs are the first 1
+    and 3 lines) and then finished trains each epoch once and writes the very log of a run
+    that was never paused, the test line included; the state is gone at the end."""
+    from lmao.finetune_state import EpochStates
+
+    task_dir = tmp_path / "task"
+    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
+                "split": {"seed": 0, "n_train": 60, "n_dev": 30, "n_test": 30}}, task_dir)
+    run = {"hp": {"dropout": 0.3}, "seed": 2, "epochs": 5}
+    straight = tmp_path / "straight.jsonl"
+    textcat(task_dir, straight, **run)
+    final, state = tmp_path / "final.jsonl", tmp_path / ".final.jsonl.resume"
+    trained = []
+    save = EpochStates.save
+
+    def counted(self, nlp, optimizer, ops, shuffle, progress):
+        trained.append(progress["rows"][-1]["epoch"])
+        save(self, nlp, optimizer, ops, shuffle, progress)
+        if progress["rows"][-1]["epoch"] == die_after:
+            raise Killed
+
+    monkeypatch.setattr(EpochStates, "save", counted)
+    die_after = None
+
+    def stage(pause: int) -> list[dict]:
+        out = tmp_path / f"stage-{pause}.jsonl"
+        finetune(FinetuneJob("textcat", ENCODER, run["hp"], run["seed"], run["epochs"],
+                             pause_after=pause), FinetuneInputs.of(task_dir), out,
+                 state_path=state)
+        return scores(out)
+
+    for pause in (1, 3):
+        assert stage(pause) == scores(straight)[:pause]
+        assert state.exists()
+    textcat(task_dir, final, **run)
+    assert trained == [1, 2, 3, 4, 5]
+    assert scores(final) == scores(straight)
+    assert scores(final)[-1]["split"] == "test"
+    assert not state.exists()
+    # a stage asked for when the run's state is further on writes its lines, trains nothing
+    die_after = 4
+    try:
+        textcat(task_dir, final, **run)
+    except Killed:
+        pass
+    trained.clear()
+    assert stage(2) == scores(straight)[:2]
+    assert trained == [] and state.exists()

@@ -1,4 +1,5 @@
-"""Rule `finetune`: one task × init × hyper-parameter sample × seed, scored every epoch."""
+"""Rules `finetune` and `finetune_stage`: one task × init × hyper-parameter sample × seed,
+scored every epoch (a stage: up to a halving decision)."""
 
 from lmao.logs import tee_stderr
 
@@ -12,4 +13,6 @@ from lmao.jobs import FinetuneInputs, FinetuneJob
 inputs = FinetuneInputs.of(sm.input.task, checkpoint=sm.input.get("checkpoint"),
                            vectors=sm.input.get("vectors"), aux_store=sm.input.get("aux_store"),
                            aux_vectors=sm.input.get("aux_vectors"))
-finetune(FinetuneJob.from_params(sm.params.job), inputs, sm.output.scores)
+# (rule `finetune_stage`: a halving stage, whose state stays where the run will look for it)
+finetune(FinetuneJob.from_params(sm.params.job), inputs, sm.output.scores,
+         state_path=sm.params.get("state"))

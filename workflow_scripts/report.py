@@ -10,6 +10,6 @@ from pathlib import Path
 
 from lmao.report import build_report, pretraining_curves
 
-build_report(sm.input.scores, Path(sm.output.scores).parent)
+build_report(sm.input.scores, Path(sm.output.scores).parent, sm.input.halving)
 pretraining_curves({run: Path(log) for run, log in sm.params.pretrain_logs.items()},
                    sm.output.pretraining)
