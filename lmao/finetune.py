@@ -24,6 +24,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Optimizer, get_current_ops
 
 from .encoder import build_tok2vec, tok2vec_config
+from .fast_finetune import install_fast_path
 from .fileio import InputError, atomic_dir, atomic_path
 from .finetune_state import EpochStates, run_fingerprint
 from .grid import PRIMARY_METRIC
@@ -300,6 +301,7 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int,
     epochs, patience, pause_after = length
     last = epochs if pause_after is None else min(pause_after, epochs)
     nlp = init_nlp(config)
+    install_fast_path(nlp)  # spaCy's tok2vec, computed faster (else its plain forward)
     aux = None if auxiliary is None else AuxiliaryLMAO(
         nlp.get_pipe("tok2vec").model, nlp.vocab, auxiliary, seed)
     training = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)

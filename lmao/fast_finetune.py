@@ -1,0 +1,261 @@
+"""The fast path for fine-tuning: spaCy's own tok2vec model, computed faster.
+
+`install_fast_path(nlp)` swaps the forward function of the pipeline's tok2vec model (the
+`chain(embed, encode)` that `spacy.Tok2Vec.v2` builds from `spacy.MultiHashEmbed.v2` and
+`spacy.MaxoutWindowEncoder.v2`) for `FastTok2VecForward`, which computes the same outputs
+from the same parameters and writes the same gradients, in another order:
+
+- **The embedding once per distinct word of a batch.** The hashed NORM/PREFIX/SUFFIX/SHAPE,
+  the static vector and the maxout + layer norm that mix them are functions of the word
+  type alone (the hash embeddings' and the static projection's dropout masks are one per
+  column, the same for every row), so they run on the batch's distinct types (a third of
+  the tokens at 1,000 words, a tenth at 70,000) and are gathered per token; the mixer's
+  dropout, one mask per token, runs per token exactly as in spaCy. Gradients are summed
+  per type by one sparse product.
+- **The window CNN on spaCy's padded layout, built once.** Tokens are gathered straight
+  into the array `with_array(pad=depth × window)` would build (the documents joined by
+  `pad` zero rows; empty documents take no rows), and spaCy's own residual blocks run on
+  it; the output per document is a view into it. No per-document lists, no Ragged, no
+  re-padding on the way back.
+
+The masks are drawn from the model's ops in spaCy's order and shapes (four hash
+embeddings, the static projection, the mixer's per-token mask, then one per window layer),
+so with `BlasOps` a fast run draws the very masks a plain run draws and resumes exactly.
+Nothing is registered and nothing is saved: a pipeline trained on the fast path is saved
+with spaCy's own `nlp.to_disk` and loads with `spacy.load` as any spaCy pipeline, its
+plain forward computing what the fast one computed. A model of another shape (a BiLSTM
+encoder, another embedding, GPU ops) is left on its plain forward: `install_fast_path`
+then returns the reason.
+
+One deliberate equality: for a word without a static vector spaCy zeroes the projected
+row but back-propagates through the table's last row (`V[rows]` with row -1); the fast path
+does the same, so its gradients are spaCy's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from spacy.attrs import ORTH
+from spacy.vectors import Mode, Vectors
+from thinc.api import Model, NumpyOps
+
+from .pretrain.engines import EmbedLayers, NoFastPath, _sum_by_type, window_blocks
+
+_EMBED_CHAINS = (  # the layers of spaCy's MultiHashEmbed.v2 chain, with and without vectors
+    ["extract_features", "list2ragged", "with_array", "with_array", "ragged2list"],
+    ["concatenate", "with_array", "ragged2list"],
+)
+
+
+def _kind(layer: Model) -> str:
+    name = layer.name
+    if name.startswith("with_array("):
+        return "with_array"
+    if name.endswith("|static_vectors"):
+        return "concatenate"
+    return name
+
+
+@dataclass
+class _Layers:
+    """The tok2vec's layers the fast forward calls, found by name (not position)."""
+
+    columns: list[int]
+    embed: EmbedLayers
+    blocks: Model  # the chain of residual window blocks inside `with_array(pad=...)`
+    pad: int
+
+    @classmethod
+    def of(cls, model: Model) -> _Layers:
+        if not (model.has_ref("embed") and model.has_ref("encode")):
+            raise NoFastPath(f"{model.name!r} has no embed/encode layers")
+        embed, encode = model.get_ref("embed"), model.get_ref("encode")
+        if list(model.layers) != [embed, encode]:
+            raise NoFastPath(f"{model.name!r} is not chain(embed, encode)")
+        if [_kind(layer) for layer in embed.layers] not in _EMBED_CHAINS:
+            raise NoFastPath(f"the embedding {embed.name!r} is not spaCy's MultiHashEmbed")
+        extractors = [node for node in embed.walk() if node.name == "extract_features"]
+        if len(extractors) != 1:
+            raise NoFastPath("expected one feature extractor")
+        layers = EmbedLayers.of(embed)
+        blocks = window_blocks(encode)
+        if blocks is None or len(encode.layers) != 1:
+            raise NoFastPath(f"the encoder {encode.name!r} is not spaCy's window CNN")
+        if encode.attrs["pad"] < sum(window for window, _ in blocks):
+            raise NoFastPath("the encoder's padding is narrower than its receptive field")
+        return cls(list(extractors[0].attrs["columns"]), layers, encode.layers[0],
+                   int(encode.attrs["pad"]))
+
+
+class FastTok2VecForward:
+    """A forward function for spaCy's tok2vec model (`model._func`): Docs in, one array per
+    Doc out, as the plain `chain(embed, encode)`; see the module's docstring."""
+
+    def __init__(self, plain):
+        self.plain = plain  # the model's own forward: used where there is nothing to gain
+        self._layers: dict[int, _Layers] = {}
+
+    def layers(self, model: Model) -> _Layers:
+        found = self._layers.get(model.id)
+        if found is None:
+            found = self._layers[model.id] = _Layers.of(model)
+        return found
+
+    def __call__(self, model: Model, docs: list, is_train: bool):
+        lengths = [len(doc) for doc in docs]
+        if not sum(lengths) or not all(hasattr(doc, "to_array") for doc in docs):
+            return self.plain(model, docs, is_train)  # no tokens (or Spans): spaCy's own
+        layers = self.layers(model)
+        ops = model.ops
+        mixed, bp_embed = _embed(layers, docs, lengths, is_train, ops)
+        # spaCy's padded layout: pad rows, then each non-empty doc followed by pad rows
+        pad = layers.pad
+        starts, start = [], pad
+        for length in lengths:
+            starts.append(start)
+            if length:
+                start += length + pad
+        total = start
+        X = ops.alloc2f(total, mixed.shape[1])
+        for begin, length, offset in zip(starts, lengths, np.cumsum([0, *lengths]),
+                                         strict=False):
+            if length:
+                X[begin : begin + length] = mixed[offset : offset + length]
+        Y, bp_blocks = layers.blocks(X, is_train)
+        outputs = [Y[begin : begin + length] for begin, length in zip(starts, lengths,
+                                                                      strict=True)]
+
+        def backprop(d_outputs: list) -> list:
+            dY = ops.alloc2f(total, Y.shape[1])
+            for begin, length, d in zip(starts, lengths, d_outputs, strict=True):
+                if length:
+                    dY[begin : begin + length] = d
+            dX = bp_blocks(dY)
+            d_mixed = ops.xp.concatenate([dX[begin : begin + length]
+                                          for begin, length in zip(starts, lengths,
+                                                                   strict=True) if length])
+            bp_embed(d_mixed)
+            return []
+
+        return outputs, backprop
+
+
+def _token_features(docs: list, columns: list[int], key_attr: int) -> np.ndarray:
+    """(tokens, columns + [vector key, ORTH]) attribute values of the batch's tokens."""
+    every = [*columns, key_attr, ORTH]
+    return np.concatenate([doc.to_array(every) for doc in docs if len(doc)]
+                          ).astype("uint64", copy=False).reshape(-1, len(every))
+
+
+def _types(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct row of `features` (word types; tokens of one ORTH nearly always share
+    their features, unless a tokenizer exception set a token's own NORM) and each token's
+    type."""
+    _, first, inverse = np.unique(features[:, -1], return_index=True, return_inverse=True)
+    types = features[first]
+    if not np.array_equal(types[inverse], features):  # a token-level attribute: by row
+        types, inverse = np.unique(features, axis=0, return_inverse=True)
+    return types, inverse.reshape(-1)
+
+
+def _static_forward(layer: Model, vocab, keys: np.ndarray, is_train: bool):
+    """spaCy's StaticVectors on the distinct words: the same lookup, projection, zeroed
+    rows for missing words (whose gradient still reads the table's last row, as spaCy's),
+    dropout per output column."""
+    ops = layer.ops
+    vectors = vocab.vectors
+    W = ops.as_contig(layer.get_param("W"))
+    missing = None
+    if isinstance(vectors, Vectors) and vectors.mode == Mode.default:
+        rows = vectors.find(keys=keys)
+        V = ops.as_contig(ops.asarray(vectors.data)[rows])
+        missing = rows < 0
+    elif hasattr(vectors, "get_batch"):
+        V = ops.as_contig(vectors.get_batch(keys))
+    else:
+        raise NoFastPath("the vocab has no vectors table the static vectors can read")
+    projected = ops.gemm(V, W, trans2=True)
+    if missing is not None:
+        projected[missing] = 0
+    mask = None
+    if is_train and layer.attrs.get("dropout_rate") is not None:
+        mask = ops.get_dropout_mask((W.shape[0],), layer.attrs["dropout_rate"])
+        projected *= mask
+
+    def backprop(d_projected):
+        if mask is not None:
+            d_projected = d_projected * mask
+        layer.inc_grad("W", ops.gemm(d_projected, V, trans1=True))
+
+    return projected, backprop
+
+
+def _embed(layers: _Layers, docs: list, lengths: list[int], is_train: bool, ops):
+    """MultiHashEmbed's output for the batch's tokens (one array, documents in order), and
+    its backprop: everything but the mixer's dropout computed per distinct word."""
+    embed = layers.embed
+    vocab = docs[0].vocab
+    key_attr = getattr(vocab.vectors, "attr", ORTH)
+    types, inverse = _types(_token_features(docs, layers.columns, key_attr))
+    n_columns = len(layers.columns)
+    hashed, bp_hashed = embed.hashed(ops.as_contig(types[:, :n_columns]), is_train)
+    parts, backprops = [hashed], [bp_hashed]
+    if embed.static is not None:
+        projected, bp_projected = _static_forward(embed.static, vocab,
+                                                  types[:, n_columns], is_train)
+        parts.append(projected)
+        backprops.append(bp_projected)
+    per_type = ops.xp.hstack(parts) if len(parts) > 1 else hashed
+    mixed_types, bp_mixed = embed.mixer(per_type, is_train)
+    mixed = mixed_types[inverse]
+    bp_dropout = None
+    if embed.mixer_dropout is not None:
+        mixed, bp_dropout = embed.mixer_dropout(mixed, is_train)
+
+    def backprop(d_mixed) -> None:
+        if bp_dropout is not None:
+            d_mixed = bp_dropout(d_mixed)
+        d_types = _sum_by_type(ops, inverse, len(types)) @ d_mixed
+        d_per_type = bp_mixed(ops.as_contig(d_types))
+        start = 0
+        for part, bp in zip(parts, backprops, strict=True):
+            bp(ops.as_contig(d_per_type[:, start : start + part.shape[1]]))
+            start += part.shape[1]
+
+    return mixed, backprop
+
+
+# ---------------------------------------------------------------- installing it
+
+
+def fast_path_of(model: Model) -> FastTok2VecForward | None:
+    return model._func if isinstance(model._func, FastTok2VecForward) else None
+
+
+def install_fast_path(nlp) -> str | None:
+    """Run the pipeline's tok2vec on the fast path; return None, or why it stays on spaCy's
+    plain forward (no tok2vec, another architecture, ops other than numpy's)."""
+    if "tok2vec" not in nlp.pipe_names:
+        return "no tok2vec component"
+    model = nlp.get_pipe("tok2vec").model
+    if fast_path_of(model) is not None:
+        return None
+    if not isinstance(model.ops, NumpyOps):
+        return f"the fast path runs on numpy ops, not {type(model.ops).__name__}"
+    try:
+        _Layers.of(model)
+    except NoFastPath as err:
+        return str(err)
+    model._func = FastTok2VecForward(model._func)
+    return None
+
+
+def remove_fast_path(nlp) -> None:
+    """Put the tok2vec back on spaCy's plain forward."""
+    if "tok2vec" in nlp.pipe_names:
+        model = nlp.get_pipe("tok2vec").model
+        fast = fast_path_of(model)
+        if fast is not None:
+            model._func = fast.plain
