@@ -34,7 +34,8 @@ def cmd_check_config(args: argparse.Namespace) -> None:
     print(f"{args.config}: valid; {len(experiment.inits())} inits (references included) × "
           f"{len(trained)} tasks (low-data variants included) × {samples} "
           f"hyper-parameter samples × {seeds} seeds = {runs * samples * seeds} fine-tuning "
-          "jobs (a reference only on the tasks it applies to)")
+          + ("runs, each in stages (halving: the jobs below)" if experiment.halving() else
+             "jobs") + " (a reference only on the tasks it applies to)")
     from .cost import cost_lines
 
     print("\n".join(cost_lines(experiment, args)))

@@ -53,6 +53,7 @@ from typing import Any
 
 from .fileio import DECOMPRESSORS, open_binary, write_json
 from .grid import Experiment
+from .halving import HalvingPlan
 from .layout import Layout
 from .search import sample_hyperparameters
 from .settings import DEFAULT_HYPERPARAMETERS, EncoderSettings, batch_words_for
@@ -577,15 +578,16 @@ class JobSeconds:
 
 
 def job_seconds(words: SplitWords, epochs: int, speed: Speed, batch_words: int,
-                aux_batch_words: int = 0) -> JobSeconds:
-    """One fine-tuning job run to its epoch cap: every epoch trains on the training words
+                aux_batch_words: int = 0, test: bool = True) -> JobSeconds:
+    """One fine-tuning job of `epochs` epochs: every epoch trains on the training words
     (in batches of `batch_words`; a multi-task job adds `aux_batch_words` of unlabelled
-    text per batch) and scores the dev words; the best epoch scores the test words once."""
+    text per batch) and scores the dev words; at the end (`test`; not a halving stage's
+    pause) the best epoch scores the test words once."""
     batches = math.ceil(words.train / batch_words) if words.train else 0
     train = epochs * ((words.train + batches * aux_batch_words) * speed.train_word_s
                       + batches * speed.train_batch_s)
     evaluate = epochs * (speed.eval_call_s + words.dev * speed.eval_word_s)
-    if words.test:
+    if words.test and test:
         evaluate += speed.eval_call_s + words.test * speed.eval_word_s
     return JobSeconds(train, evaluate, speed.startup_s + epochs * speed.epoch_s)
 
@@ -623,6 +625,8 @@ class Plan:
     epochs: int
     speeds: str  # where the fine-tuning speeds came from
     patience: int = 0  # > 0: runs may stop before `epochs`, so the figures are upper bounds
+    halving: HalvingPlan | None = None
+    samples: int = 1
 
     @property
     def pretrain_core_seconds(self) -> float:
@@ -667,9 +671,21 @@ def job_case(experiment: Experiment, task: str, run: str) -> Case:
     return Case(task_type, textcat, experiment.encoder(run), batch)
 
 
+def run_stages(epochs: int, halving: HalvingPlan | None, samples: int
+               ) -> list[tuple[int, float]]:
+    """(epochs, share of the samples) of each job a run is split into: one job of every
+    epoch without halving; with it, a job per stage, for the share of samples that reach
+    it (which samples is known only as they run, so each is costed as the mean sample)."""
+    if halving is None:
+        return [(epochs, 1.0)]
+    return [(end - start + 1, alive / samples)
+            for start, end, alive in halving.stages(samples)]
+
+
 def plan(experiment: Experiment, speeds: dict[Case, Speed],
-         words: dict[str, SplitWords], source: str = "") -> Plan:
-    """The cost of every pre-training run and fine-tuning job of the grid."""
+         words: dict[str, SplitWords], source: str = "", halving: bool = True) -> Plan:
+    """The cost of every pre-training run and fine-tuning job of the grid (`halving`
+    False: as if the config asked for none)."""
     config = experiment.config
     threads = rule_threads("pretrain", PRETRAIN_THREADS)
     pretrain = [PretrainCost(run, max(spec["checkpoints"]), threads,
@@ -678,6 +694,8 @@ def plan(experiment: Experiment, speeds: dict[Case, Speed],
     finetune = config["finetune"]
     epochs, seeds = int(finetune["epochs"]), len(finetune["seeds"])
     samples = [sample_hyperparameters(finetune, i) for i in range(experiment.n_samples())]
+    halving_plan = experiment.halving() if halving else None
+    stages = run_stages(epochs, halving_plan, len(samples))
     multitask = finetune.get("multitask") or {}
     tasks = []
     for task in experiment.trained_tasks():
@@ -690,14 +708,20 @@ def plan(experiment: Experiment, speeds: dict[Case, Speed],
             aux = int(multitask[init.run].get("batch_words", 1000)) \
                 if init.run in multitask else 0
             for hp in samples:
-                one = job_seconds(words[task], epochs, speed,
-                                  batch_words_for(hp, words[task].train), aux)
-                total = JobSeconds(total.train + one.train * seeds,
-                                   total.evaluate + one.evaluate * seeds,
-                                   total.overhead + one.overhead * seeds)
-                longest, jobs = max(longest, one.total), jobs + seeds
+                batch = batch_words_for(hp, words[task].train)
+                for n, (length, share) in enumerate(stages, start=1):
+                    one = job_seconds(words[task], length, speed, batch, aux,
+                                      test=n == len(stages))
+                    runs = seeds * share
+                    total = JobSeconds(total.train + one.train * runs,
+                                       total.evaluate + one.evaluate * runs,
+                                       total.overhead + one.overhead * runs)
+                    longest = max(longest, one.total)
+            jobs += seeds * (halving_plan.sample_stages(len(samples)) if halving_plan
+                             else len(samples))
         tasks.append(TaskCost(task, jobs, epochs, words[task], total, longest))
-    return Plan(pretrain, tasks, epochs, source, int(finetune.get("patience") or 0))
+    return Plan(pretrain, tasks, epochs, source, int(finetune.get("patience") or 0),
+                halving_plan, len(samples))
 
 
 # ---------------------------------------------------------------- printing
@@ -740,9 +764,26 @@ def words_text(words: float) -> str:
     return f"{words:.0f}"
 
 
-def plan_lines(p: Plan, cores: int, problems: dict[str, str] | None = None) -> list[str]:
+def halving_line(p: Plan, full: Plan) -> str:
+    """What halving keeps of the fine-tuning: samples per stage, jobs, and core-hours
+    against `full`, the same grid without halving."""
+    h = p.halving
+    assert h is not None
+    alive = " → ".join(str(n) for *_, n in h.stages(p.samples))
+    after = ", ".join(str(e) for e in h.epochs)
+    share = p.finetune_seconds.total / full.finetune_seconds.total \
+        if full.finetune_seconds.total else 1.0
+    return (f"  halving: {alive} samples (decisions after epoch {after}; keep {h.keep:g}), "
+            f"{h.sample_epochs(p.samples):,} of {h.cap * p.samples:,} sample-epochs a run; "
+            f"{share:.0%} of the {hours(full.finetune_seconds.total)} core-hours without "
+            f"halving (the samples kept costed as the mean sample)")
+
+
+def plan_lines(p: Plan, cores: int, problems: dict[str, str] | None = None,
+               full: Plan | None = None) -> list[str]:
     """The lines `lmao check-config` prints: one per stage, one per task, a total; with
-    `problems`, the tasks left out because their words could not be estimated."""
+    `problems`, the tasks left out because their words could not be estimated; with
+    halving, what it saves against `full`, the grid without it."""
     problems = problems or {}
     lines = []
     if p.pretrain:
@@ -759,14 +800,17 @@ def plan_lines(p: Plan, cores: int, problems: dict[str, str] | None = None) -> l
     jobs = sum(t.jobs for t in p.finetune)
     share = seconds.evaluate / seconds.total if seconds.total else 0.0
     bound, cap = ("at most ", "≤ ") if p.patience else ("", "")
-    epochs = f"{cap}{p.epochs} epochs each" + (", patience may stop earlier" if p.patience
-                                               else "")
+    epochs = f"{cap}{p.epochs} epochs each" if p.halving is None else (
+        f"stages to epoch {', '.join(map(str, p.halving.epochs))} and {cap}{p.epochs}")
+    epochs += ", patience may stop earlier" if p.patience else ""
     left_out = f" (without {plural(len(problems), 'task')}: see below)" if problems else ""
     lines.append(
         f"fine-tuning: {jobs:,} jobs{left_out}, {bound}{hours(seconds.total)} core-hours "
         f"({epochs}; "
         f"{share:.0%} of it evaluation), {duration(p.finetune_wall(cores))} at --cores "
         f"{cores}")
+    if p.halving is not None and full is not None:
+        lines.append(halving_line(p, full))
     for t in p.finetune:
         how = "counted in the built task" if t.words.how == "built" else \
             "estimated from the source files"
@@ -1141,7 +1185,9 @@ def cost_lines(experiment: Experiment, args: argparse.Namespace) -> list[str]:
                   "measures them all")
     problems: dict[str, str] = {}
     words = task_words(experiment, problems=problems)
-    return plan_lines(plan(experiment, speeds, words, source), args.cores, problems)
+    full = plan(experiment, speeds, words, source, halving=False) \
+        if experiment.halving() else None
+    return plan_lines(plan(experiment, speeds, words, source), args.cores, problems, full)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 After each decision epoch, the samples still in the race are ranked by their mean dev
 score over every init and seed of the task (each run's best epoch so far, on the task's
-primary metric); the best `keep` fraction, rounded up, trains on and the rest stop there.
+primary metric); the best `keep` fraction, rounded up, trains on and the rest stop there (ties, to 9
+decimals, go to the lower sample number).
 The same samples go on for every init, so each init's runs stay paired with the
 baseline's on the same sample and seed. Patience still applies inside each run.
 
@@ -60,6 +61,10 @@ class HalvingPlan:
             stages.append((start, end, alive))
             alive, start = self.kept(alive), end + 1
         return stages
+
+    def sample_stages(self, n_samples: int) -> int:
+        """Jobs per init and seed: one per sample and stage it reaches."""
+        return sum(alive for _, _, alive in self.stages(n_samples))
 
     def sample_epochs(self, n_samples: int) -> int:
         """Epochs trained per init and seed, summed over the samples (the cap × samples
@@ -126,7 +131,8 @@ def decide(task: str, epoch: int, metric: str, keep: float,
         raise ValueError(f"{task}: samples have different numbers of runs {sorted(runs)}: "
                          "a decision compares every sample on the same inits and seeds")
     means = {sample: sum(scores) / len(scores) for sample, scores in by_sample.items()}
-    ranked = sorted(means, key=lambda sample: (-means[sample], sample))
+    # (means equal but for float rounding are ties)
+    ranked = sorted(means, key=lambda sample: (-round(means[sample], 9), sample))
     n_kept = kept_count(keep, len(ranked))
     return Decision(task, epoch, metric, sorted(ranked[:n_kept]), sorted(ranked[n_kept:]),
                     dict(sorted(means.items())), runs.pop())

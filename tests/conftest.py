@@ -136,7 +136,8 @@ def finished_run(test_config) -> tuple[Path, dict]:
 # spread. The end-to-end run of the test config (`finished_run`, several minutes) and the
 # tests that read it are one group; each module with a module-scoped run of its own (DVC,
 # SLURM) is another.
-SHARED_RUNS = {"finished_run": "finished_run", "pushed": "dvc", "slurm_env": "finished_run"}
+SHARED_RUNS = {"finished_run": "finished_run", "pushed": "dvc", "slurm_env": "finished_run",
+               "halved": "halving"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
