@@ -88,10 +88,15 @@ def forward_and_gradients(model, docs, drop: float, seed: int = 1):
 
 @pytest.mark.parametrize("vectors", ["none", "default", "floret"])
 def test_the_fast_forward_computes_spacys_outputs_and_gradients(polarity, lee_lines, glove_like,
-                                                                  lee_vectors, vectors):
+                                                                  lee_vectors, vectors,
+                                                                  monkeypatch):
     """On real Docs (empty, 1-token and long ones in one batch), with dropout on: the same
-    outputs (the same masks, drawn in spaCy's order), predictions and parameter gradients;
-    words without a static vector included."""
+    outputs (the same masks, drawn in spaCy's order), predictions (here in pieces of ~30
+    rows, documents longer than that alone) and parameter gradients; words without a
+    static vector included."""
+    import lmao.fast_finetune
+
+    monkeypatch.setattr(lmao.fast_finetune, "PREDICT_ROWS", 30)
     table = {"none": None, "default": glove_like, "floret": lee_vectors}[vectors]
     nlp = pipeline(polarity, STATIC if table else PLAIN, table)
     model = nlp.get_pipe("tok2vec").model
@@ -107,7 +112,7 @@ def test_the_fast_forward_computes_spacys_outputs_and_gradients(polarity, lee_li
         remove_fast_path(nlp)
         assert [y.shape for y in fast[0]] == [(len(doc), model.get_dim("nO")) for doc in docs]
         for a, b in zip(plain[0] + plain[1], fast[0] + fast[1], strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)  # (layer-normed: ~1)
         assert [g[:2] for g in plain[2]] == [g[:2] for g in fast[2]]
         for (node, name, a), (_, _, b) in zip(plain[2], fast[2], strict=True):
             scale = max(float(np.abs(a).max()), 1.0)
