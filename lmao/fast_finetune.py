@@ -66,6 +66,8 @@ class _Layers:
     embed: EmbedLayers
     blocks: Model  # the chain of residual window blocks inside `with_array(pad=...)`
     pad: int
+    residuals: list[Model]  # the blocks themselves, in order
+    window: int
 
     @classmethod
     def of(cls, model: Model) -> _Layers:
@@ -85,8 +87,14 @@ class _Layers:
             raise NoFastPath(f"the encoder {encode.name!r} is not spaCy's window CNN")
         if encode.attrs["pad"] < sum(window for window, _ in blocks):
             raise NoFastPath("the encoder's padding is narrower than its receptive field")
+        residuals = [node for node in encode.walk() if node.name.startswith("residual(")
+                     and len(node.layers) == 1]
+        for block in residuals:  # expand_window, maxout, layer norm (and dropout)
+            names = [node.name for node in block.walk()]
+            if names.count("maxout") != 1 or names.count("layernorm") != 1:
+                raise NoFastPath(f"unexpected window block {block.name!r}")
         return cls(list(extractors[0].attrs["columns"]), layers, encode.layers[0],
-                   int(encode.attrs["pad"]))
+                   int(encode.attrs["pad"]), residuals, blocks[0][0])
 
 
 class FastTok2VecForward:
@@ -169,6 +177,8 @@ def _predict(layers: _Layers, docs: list, lengths: list[int], ops) -> list:
         hashed = ops.xp.hstack([hashed, projected])
     mixed_types = embed.mixer.predict(hashed)
     width, pad = mixed_types.shape[1], layers.pad
+    with_zero = ops.xp.vstack([mixed_types, ops.alloc2f(1, width)])
+    first = _FirstBlock(layers, mixed_types)
     outputs = [ops.alloc2f(0, width) for _ in docs]
     offsets = np.cumsum([0, *lengths])
     piece: list[int] = []
@@ -178,10 +188,13 @@ def _predict(layers: _Layers, docs: list, lengths: list[int], ops) -> list:
         for i in piece:
             starts.append(start)
             start += lengths[i] + pad
-        X = ops.alloc2f(start, width)
+        row_types = np.full(start, len(types), dtype="int64")  # pad rows: the zero row
         for i, begin in zip(piece, starts, strict=True):
-            X[begin : begin + lengths[i]] = mixed_types[inverse[offsets[i] : offsets[i + 1]]]
-        Y = layers.blocks.predict(X)
+            row_types[begin : begin + lengths[i]] = inverse[offsets[i] : offsets[i + 1]]
+        Y = with_zero[row_types]
+        Y += first.block(row_types)
+        for block in layers.residuals[1:]:
+            Y = block.predict(Y)
         for i, begin in zip(piece, starts, strict=True):
             outputs[i] = Y[begin : begin + lengths[i]]
 
@@ -197,6 +210,47 @@ def _predict(layers: _Layers, docs: list, lengths: list[int], ops) -> list:
     if piece:
         run(piece)
     return outputs
+
+
+class _FirstBlock:
+    """The first window block's maxout + layer norm for prediction, its product computed
+    per distinct word: with no dropout, the block's input row is its word's embedding (or
+    a pad row's zeros), so each window position's share of the product (embedding · that
+    position's slice of W) is a table of types, and a row's pre-activation is the bias
+    plus the sum of its window's entries (a gather-add), not a product per row."""
+
+    def __init__(self, layers: _Layers, mixed_types):
+        block = layers.residuals[0]
+        maxout = [node for node in block.walk() if node.name == "maxout"]
+        norm = [node for node in block.walk() if node.name == "layernorm"]
+        if len(maxout) != 1 or len(norm) != 1:
+            raise NoFastPath(f"unexpected window block {block.name!r}")
+        self.maxout, self.norm, self.ops = maxout[0], norm[0], block.ops
+        W = self.maxout.get_param("W")  # (nO, nP, (2w + 1) · width)
+        self.nO, self.nP = W.shape[0], W.shape[1]
+        self.K, self.n_types = 2 * layers.window + 1, len(mixed_types)
+        width = mixed_types.shape[1]
+        W = W.reshape(self.nO * self.nP, self.K, width)
+        tables = [self.ops.gemm(mixed_types, self.ops.as_contig(W[:, k]), trans2=True)
+                  for k in range(self.K)]
+        tables.append(self.ops.alloc2f(1, self.nO * self.nP))  # pad rows and the edges
+        self.table = self.ops.xp.vstack(tables)
+        self.zero = self.K * self.n_types
+
+    def block(self, row_types: np.ndarray):
+        """The block's output (without the residual) at rows of these types (pad rows:
+        `n_types`)."""
+        w = self.K // 2
+        shifted = np.concatenate([np.full(w, self.n_types), row_types,
+                                  np.full(w, self.n_types)])
+        keys = np.empty((len(row_types), self.K), dtype="int32")
+        for k in range(self.K):
+            window = shifted[k : k + len(row_types)]
+            keys[:, k] = np.where(window == self.n_types, self.zero, window + k * self.n_types)
+        Z = self.ops.gather_add(self.table, keys)
+        Z += self.maxout.get_param("b").reshape(1, -1)
+        best, _ = self.ops.maxout(Z.reshape(-1, self.nO, self.nP))
+        return self.norm.predict(best)
 
 
 def _token_features(docs: list, columns: list[int], key_attr: int) -> np.ndarray:
