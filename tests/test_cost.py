@@ -1,19 +1,18 @@
-"""The cost before the run (`lmao.cost`, `lmao check-config`): the arithmetic, the word
-estimates from real source files, the calibration cache, and the printed plan."""
+"""The cost before the run (`lmao.cost`, `lmao check-config`): the arithmetic on a
+hand-made plan, the pre-training threads, and the printed plan."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from lmao import cost
+from lmao import calibration, cost
+from lmao.calibration import Speed
 from lmao.config import load_config
-from lmao.cost import Case, JobSeconds, Speed, SplitWords
+from lmao.cost import JobSeconds
 from lmao.grid import Experiment
-from lmao.settings import EncoderSettings
+from lmao.task_words import SplitWords
 
-from .conftest import REPO, shared_data
+from .conftest import REPO
 
 SPEED = Speed(train_word_s=1 / 1000, train_batch_s=0.1, eval_word_s=1 / 10_000,
               eval_call_s=0.5, startup_s=2.0, epoch_s=0.25)
@@ -68,128 +67,11 @@ def test_the_pretrain_rule_gives_its_jobs_two_threads():
     assert cost.rule_threads("finetune", 1) == 1  # no `threads:`: Snakemake's one
 
 
-def test_the_word_estimate_of_a_real_review_file_is_near_its_true_count():
-    """A fifth of the bytes sampled in two windows, against spaCy's count of every review."""
-    import spacy
-
-    from lmao.sources import iter_labelled
-
-    path = shared_data("imdb", "mini", "train.jsonl.gz")
-    source = {"type": "jsonl", "path": str(path), "strip_html": True}
-    estimate = cost.file_words(path, "jsonl", source, limit=128 << 10)  # ~1/5 of the file
-    assert not estimate.exact
-    texts = [item.text for item in iter_labelled(source)]
-    true = sum(len(doc) for doc in spacy.blank("en").tokenizer.pipe(texts))
-    assert abs(estimate.items - len(texts)) / len(texts) < 0.15
-    assert abs(estimate.words - true) / true < 0.10
-    whole = cost.file_words(path, "jsonl", source)  # small enough to be counted whole
-    assert whole.exact and whole.items == len(texts)
-    assert abs(whole.words - true) / true < 0.02  # TOKEN_PATTERN against spaCy's tokenizer
-
-
-def test_the_word_estimate_of_a_real_ner_file_is_near_its_true_count():
-    from lmao.sources import ner_sentences
-
-    path = shared_data("wnut17", "train.conll.gz")
-    sentences = list(ner_sentences(path, "wnut17"))
-    true = sum(len(s.words) for s in sentences)
-    estimate = cost.split_file_words({"format": "wnut17", "train": str(path)}, "train",
-                                     "wnut17")
-    assert estimate.exact and estimate.words == true and estimate.items == len(sentences)
-    sampled = cost.file_words(path, "conll2003", limit=64 << 10)  # ~1/7 of the file
-    assert not sampled.exact
-    assert abs(sampled.words - true) / true < 0.10
-    assert abs(sampled.items - len(sentences)) / len(sentences) < 0.15
-
-
-def test_a_textcat_task_estimate_follows_its_split_and_a_built_task_is_counted(tmp_path):
-    """IMDB's recipe (n_train, n_dev out of the training file, a test file of its own),
-    estimated from the files, then built with the real `build_task`."""
-    import spacy
-    from spacy.tokens import DocBin
-
-    from lmao.tasks import build_task
-
-    spec = {"type": "textcat",
-            "source": {"type": "jsonl", "path": str(shared_data("imdb", "mini",
-                                                                 "train.jsonl.gz"))},
-            "test_source": {"type": "jsonl", "path": str(shared_data("imdb", "mini",
-                                                                     "test.jsonl.gz"))},
-            "split": {"seed": 0, "n_train": 100, "n_dev": 150}}
-    estimate = cost.estimate_task_words(spec)
-    assert estimate.train_items == 100 and estimate.how == "estimated"
-    build_task(spec, tmp_path / "task")
-    built = cost.built_task_words(tmp_path / "task")
-    vocab = spacy.blank("en").vocab
-    true = {split: sum(len(d) for d in DocBin().from_disk(tmp_path / "task" / f"{split}.spacy")
-                       .get_docs(vocab)) for split in ("train", "dev", "test")}
-    assert (built.train, built.dev, built.test) == (true["train"], true["dev"], true["test"])
-    assert built.how == "built" and built.train_items == 100
-    assert abs(estimate.test - true["test"]) / true["test"] < 0.03  # all 500: counted
-    assert abs(estimate.train + estimate.dev - true["train"] - true["dev"]) / (
-        true["train"] + true["dev"]) < 0.15  # 250 of 500 reviews at the file's mean
-
-
-def test_a_low_data_task_trains_on_n_of_its_parents_examples(tmp_path):
-    config = load_config(REPO / "config" / "demo.yaml")
-    experiment = Experiment(config)
-    words = cost.task_words(experiment, cost.Layout("nowhere", "nowhere"))
-    parent, small = words["newsgroups"], words["newsgroups-n30"]
-    assert small.train_items == 30 and parent.train_items == 100
-    assert small.train == pytest.approx(parent.train * 30 / 100)
-    assert (small.dev, small.test) == (parent.dev, parent.test)
-
-
-def test_the_calibration_cache_is_reused_and_another_encoder_is_measured_anew(tmp_path):
-    path = tmp_path / "calibration.json"
-    measured: list[Case] = []
-
-    def measure(cases):
-        measured.extend(cases)
-        return {case: SPEED for case in cases}
-
-    small = Case("textcat", "reduce", EncoderSettings(width=64, depth=2), 1000)
-    assert cost.speeds_for([small], calibrate=False, path=path) == {}  # nothing cached yet
-    assert cost.speeds_for([small], calibrate=True, path=path, measure=measure) == {
-        small: SPEED}
-    assert measured == [small]
-    assert cost.cached_speeds([small], path) == {small: SPEED}  # reused, not measured
-    assert cost.speeds_for([small], calibrate=False, path=path) == {small: SPEED}
-    assert measured == [small]
-    wider = Case("textcat", "reduce", EncoderSettings(width=96, depth=2), 1000)
-    assert cost.cached_speeds([wider], path) == {}  # another encoder: not valid for it
-    cost.speeds_for([wider], calibrate=True, path=path, measure=measure)
-    assert measured == [small, wider]
-    assert set(cost.cached_speeds([small, wider], path)) == {small, wider}  # both kept
-
-
-def test_the_cache_key_names_the_machine_the_packages_and_the_case(monkeypatch):
-    case = Case("ner", None, EncoderSettings(), 1000)
-    key = cost.cache_key(case)
-    assert key == cost.cache_key(Case("ner", None, EncoderSettings(), 1000))
-    assert key != cost.cache_key(Case("ner", None, EncoderSettings(depth=3), 1000))
-    assert key != cost.cache_key(Case("ud", None, EncoderSettings(), 1000))
-    monkeypatch.setattr(cost, "cpu_model", lambda: "another CPU")
-    assert key != cost.cache_key(case)
-
-
-def test_a_calibration_runs_the_real_fine_tuning_and_measures_positive_speeds():
-    """A tiny encoder, so it takes seconds: two one-epoch runs of `lmao.finetune.finetune`
-    in a child process on one thread."""
-    case = Case("textcat", "reduce", EncoderSettings(width=16, depth=1,
-                                                      rows=[500, 100, 200, 200]), 1000)
-    (speed,) = cost.calibrate_cases([case]).values()
-    assert speed.train_word_s > 0 and speed.eval_word_s > 0 and speed.startup_s > 0
-    assert speed.train_batch_s >= 0 and speed.eval_call_s >= 0 and speed.epoch_s > 0
-    assert math.isfinite(1 / speed.train_word_s)
-    assert speed.source.startswith("calibrated on this machine")
-
-
 @pytest.mark.parametrize("name", ["test", "demo"])
 def test_check_config_prints_core_hours_and_wall_clock(name, tmp_path, monkeypatch, capsys):
     from lmao.cli import main
 
-    monkeypatch.setenv(cost.CACHE_ENV, str(tmp_path))  # no cache: nothing of the user's
+    monkeypatch.setenv(calibration.CACHE_ENV, str(tmp_path))  # no cache: nothing of the user's
     config = REPO / "config" / f"{name}.yaml"
     assert main(["check-config", "--config", str(config), "--no-calibrate"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -220,21 +102,3 @@ def test_more_cores_never_take_longer_and_one_core_does_all_the_work_in_turn():
     assert plan.wall(1) == pytest.approx(plan.pretrain_core_seconds
                                          + plan.finetune_seconds.total)
     assert isinstance(plan.finetune_seconds, JobSeconds)
-
-
-def test_a_task_whose_source_is_not_downloaded_yet_is_named_not_counted_as_nothing(
-        tmp_path, monkeypatch, capsys):
-    from lmao.cli import main
-
-    monkeypatch.setenv(cost.CACHE_ENV, str(tmp_path))
-    config = REPO / "config" / "internet.yaml"  # its IMDB folder comes from a download
-    experiment = Experiment(load_config(config))
-    problems: dict[str, str] = {}
-    words = cost.task_words(experiment, cost.Layout(str(tmp_path), str(tmp_path)), problems)
-    assert words == {} and set(problems) == set(experiment.trained_tasks())
-    with pytest.raises(FileNotFoundError):
-        cost.task_words(experiment, cost.Layout(str(tmp_path), str(tmp_path)))
-    assert main(["check-config", "--config", str(config), "--no-calibrate"]) == 0
-    out = capsys.readouterr().out
-    assert "imdb1k: not counted: its words could not be estimated" in out
-    assert "fine-tuning: 0 jobs (without 3 tasks: see below)" in out

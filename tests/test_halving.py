@@ -100,12 +100,13 @@ def test_the_study_with_halving_plans_at_most_half_of_its_core_hours():
     shared_data("imdb")
     from lmao import cost
     from lmao.grid import Experiment
+    from lmao.task_words import task_words
 
     config = load_config(REPO / "config" / "config.yaml")
     config["finetune"]["search"]["halving"] = {"epochs": [3, 9], "keep": 0.5}
     validate_config(config)
     experiment = Experiment(config)
-    words = cost.task_words(experiment)
+    words = task_words(experiment)
     halved = cost.plan(experiment, {}, words)
     full = cost.plan(experiment, {}, words, halving=False)
     share = halved.finetune_seconds.total / full.finetune_seconds.total
