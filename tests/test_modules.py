@@ -66,7 +66,8 @@ def test_the_package_has_no_import_cycles():
 
 def test_checking_a_config_and_building_the_dag_load_no_spacy():
     code = ("import sys, lmao.config, lmao.grid, lmao.jobs, lmao.layout, lmao.digests, "
-            "lmao.provenance, lmao.settings, lmao.task_words, lmao.calibration, lmao.cost, "
+            "lmao.provenance, lmao.settings, lmao.halving, lmao.task_words, lmao.calibration, "
+            "lmao.cost, "
             "lmao.cli; "
             "print(sorted(m for m in ('spacy', 'thinc', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
