@@ -117,9 +117,10 @@ def epoch_tables_long(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts)[["task", "metric", "epoch", "init", "mean"]].reset_index(drop=True)
 
 
-def markdown_tables(table: pd.DataFrame) -> str:
+def markdown_tables(table: pd.DataFrame, searched_in_all: dict[str, int] | None = None) -> str:
     """One study-style table per task on its primary metric (in percent); under a random
-    search, each init's column is its hyper-parameter sample chosen on dev."""
+    search, each init's column is its hyper-parameter sample chosen on dev (with halving,
+    among the samples kept to the end of the `searched_in_all[task]` searched)."""
     searched = table.groupby("task")["sample"].nunique()
     table = on_chosen_samples(table)
     parts = []
@@ -131,6 +132,9 @@ def markdown_tables(table: pd.DataFrame) -> str:
         header = ["Epoch", *wide.columns]
         chosen = (f", the best of {searched[task]} hyper-parameter samples on dev"
                   if searched[task] > 1 else "")
+        if searched_in_all and task in searched_in_all:
+            chosen = (f", the best on dev of the {searched[task]} hyper-parameter samples "
+                      f"halving kept (of {searched_in_all[task]})")
         lines = [
             f"## {task}: dev {metric} (%), mean over {n_seeds} seed(s){chosen}",
             "",
@@ -312,7 +316,9 @@ def build_report(score_logs: Iterable[str | Path], out_dir: str | Path,
         raise ValueError("no fine-tuning scores to report")
     write_csv(table, out_dir / "scores.csv")
     dev = carry_stopped_runs(table[table["split"] == "dev"])
-    write_text(out_dir / "table.md", markdown_tables(dev) + "\n" + comparison_markdown(dev)
+    searched = {d.task: len(d.scores) for d in sorted(decided, key=lambda d: -d.epoch)}
+    write_text(out_dir / "table.md", markdown_tables(dev, searched) + "\n"
+               + comparison_markdown(dev)
                + held_out_markdown(table) + reference_markdown(table)
                + halving_markdown(decided))
     write_csv(epoch_tables_long(dev), out_dir / "tables" / "epochs.csv")

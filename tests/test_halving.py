@@ -183,6 +183,7 @@ def test_only_the_samples_each_decision_kept_train_on_and_the_report_says_which_
     assert not list(results.rglob("*.resume"))  # kept runs finished, stopped ones released
     table = (results / "table.md").read_text()
     assert "## Successive halving: the samples stopped" in table
+    assert "the best on dev of the 1 hyper-parameter samples halving kept (of 4)" in table
     assert f"| polarity | 1 | accuracy | 6 | {first.kept[0]} (" in table
     csv = (results / "tables" / "halving.csv").read_text().splitlines()
     assert len(csv) == 1 + 4 + 2
