@@ -132,32 +132,118 @@ def gemm_rate(rows: int = 8192, width: int = 384, repeats: int = 20) -> float:
 # ---------------------------------------------------------------- one path, one process
 
 
+class Regions:
+    """Exclusive seconds per named region of the training loop: a region's time without
+    the regions nested in it (the encoder's backward runs inside the parser's backward,
+    the parser's model inside its update...), so the regions and "the rest" add up to
+    the epoch's training seconds."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.stack: list[float] = []
+        self.active = True
+
+    def timed(self, name: str, fn, *args, **kwargs):
+        if not self.active:
+            return fn(*args, **kwargs)
+        self.stack.append(0.0)
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            elapsed = time.perf_counter() - start
+            nested = self.stack.pop()
+            self.seconds[name] = self.seconds.get(name, 0.0) + elapsed - nested
+            if self.stack:
+                self.stack[-1] += elapsed
+
+    def wrap(self, name: str, fn):
+        def timed(*args, **kwargs):
+            return self.timed(name, fn, *args, **kwargs)
+
+        return timed
+
+
 class EncoderTimer:
     """Times the tok2vec model's forward (training and prediction) and backward passes, and
     counts the floating-point operations of their matrix products."""
 
-    def __init__(self, model, fast: bool):
+    def __init__(self, model, fast: bool, regions: Regions | None = None):
         self.fast, self.seconds = fast, {"forward": 0.0, "backward": 0.0, "predict": 0.0}
         self.flops = {"forward": 0.0, "backward": 0.0, "predict": 0.0}
         self.inner = model._func
+        self.regions = regions or Regions()
         model._func = self
 
     def __call__(self, model, docs, is_train):
         start = time.perf_counter()
-        out, backprop = self.inner(model, docs, is_train)
+        out, backprop = self.regions.timed("encoder", self.inner, model, docs, is_train)
         key = "forward" if is_train else "predict"
         self.seconds[key] += time.perf_counter() - start
-        flops = encoder_flops(model, docs, self.fast)
+        flops = self.regions.timed("the benchmark's FLOP counting", encoder_flops, model,
+                                   docs, self.fast)
         self.flops[key] += flops
 
         def timed_backprop(d_out):
             start = time.perf_counter()
-            d_in = backprop(d_out)
+            d_in = self.regions.timed("encoder", backprop, d_out)
             self.seconds["backward"] += time.perf_counter() - start
             self.flops["backward"] += 2 * flops
             return d_in
 
         return out, timed_backprop
+
+
+def time_regions(nlp, regions: Regions) -> None:
+    """Wrap what one training step runs, outside the encoder, in timed regions: each
+    transition-based model's forward (the lower layer's precomputation per batch, then per
+    step the state features, maxout and upper layer) and backward (per step the upper
+    layer and maxout; per batch the lower layer and the tokens' gradients), the tagger's
+    model and its loss, spaCy's copies of the examples and their alignments. (What is
+    left inside `nlp.update` is the components' own Python and Cython: for a parser its
+    transition system, oracle (`init_gold_batch`, `set_costs`) and loss.)"""
+    import spacy.language
+    from spacy.training.alignment import Alignment
+    from thinc.loss import SequenceCategoricalCrossentropy
+
+    for name, proc in nlp.pipeline:
+        model = getattr(proc, "model", None)
+        if model is None or model in (True, False):
+            continue
+        if model.name == "parser_model":
+            model._func = _timed_parser_forward(model._func, regions, name)
+        elif name == "tagger":
+            forward = model._func
+
+            def tagger_forward(model, X, is_train, forward=forward):
+                Y, backprop = regions.timed("tagger model", forward, model, X, is_train)
+                return Y, regions.wrap("tagger model", backprop)
+
+            model._func = tagger_forward
+    SequenceCategoricalCrossentropy.__call__ = regions.wrap(
+        "tagger loss", SequenceCategoricalCrossentropy.__call__)
+    spacy.language._copy_examples = regions.wrap("examples", spacy.language._copy_examples)
+    Alignment.from_strings = classmethod(regions.wrap(
+        "examples", Alignment.from_strings.__func__))
+
+
+def _timed_parser_forward(inner, regions: Regions, name: str):
+    forward_name, backward_name = f"{name} model forward", f"{name} model backward"
+
+    def forward(model, docs, is_train):
+        step_model, finish = regions.timed(forward_name, inner, model, docs, is_train)
+        if not is_train:
+            return step_model, finish
+        step = step_model._func
+
+        def timed_step(m, states, is_train):
+            scores, backprop = regions.timed(forward_name, step, m, states, is_train)
+            return scores, regions.wrap(backward_name, backprop)
+
+        step_model._func = timed_step
+        return step_model, regions.wrap(backward_name, finish)
+
+    return forward
 
 
 def encoder_flops(model, docs, fast: bool) -> float:
@@ -238,7 +324,9 @@ def run_path(case: str, path: str, task_dir: Path, vectors: Path, seed: int,
             from lmao.fast_finetune import install_fast_path
 
             note = install_fast_path(nlp)
-        timer = EncoderTimer(tok2vec, fast=path == "fast" and note is None)
+        regions = Regions()
+        timer = EncoderTimer(tok2vec, fast=path == "fast" and note is None, regions=regions)
+        time_regions(nlp, regions)
         training = registry.resolve(nlp.config.interpolate()["training"],
                                     schema=ConfigSchemaTraining)
         optimizer, batcher, dropout = (training[k] for k in ("optimizer", "batcher", "dropout"))
@@ -249,10 +337,17 @@ def run_path(case: str, path: str, task_dir: Path, vectors: Path, seed: int,
         random.Random(seed).shuffle(order)
         losses: dict[str, float] = {}
         start = time.perf_counter()
-        for batch in batcher([train[i] for i in order]):
+        batches = iter(batcher([train[i] for i in order]))
+        while True:
+            try:
+                batch = regions.timed("batching", next, batches)
+            except StopIteration:
+                break
             nlp.update(batch, drop=dropout, sgd=False, losses=losses)
-            apply_gradients(nlp, optimizer, ScaledOptimizer(optimizer, 1.0))
+            regions.timed("optimizer", apply_gradients, nlp, optimizer,
+                          ScaledOptimizer(optimizer, 1.0))
         train_s = time.perf_counter() - start
+        regions.active = False
         start = time.perf_counter()
         with nlp.use_params(optimizer.averages):
             scores = evaluate(task_type, nlp, dev)
@@ -264,6 +359,7 @@ def run_path(case: str, path: str, task_dir: Path, vectors: Path, seed: int,
         "train_words": train_words, "dev_words": dev_words, "setup_s": setup,
         "train_s": train_s, "eval_s": eval_s, "epoch_s": train_s + eval_s,
         "encoder_s": dict(timer.seconds), "encoder_flops": dict(timer.flops),
+        "regions_s": dict(regions.seconds),
         "loss": {k: float(v) for k, v in losses.items()},
         "score": {PRIMARY_METRIC[task_type]: scores[PRIMARY_METRIC[task_type]], **scores},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -303,6 +399,8 @@ def report(results: list[dict], rate: float) -> list[str]:
                 f"({gflops_pred:.1f} GFLOP/s, {gflops_pred / rate:.0%}), the rest "
                 f"{r['eval_s'] - enc['predict']:.2f} s"
                 + (f"; note: {r['note']}" if r.get("note") else ""))
+            if r.get("regions_s"):
+                lines.append(f"{case} {path} training time: " + where_time_goes(r))
         base = by.get((case, "spacy"))
         for path in ("today", "fast"):
             r = by.get((case, path))
@@ -317,6 +415,20 @@ def report(results: list[dict], rate: float) -> list[str]:
     if smallest is not None:
         lines.append(f"speedup {smallest:.2f}")
     return lines
+
+
+def where_time_goes(r: dict) -> str:
+    """The training epoch's seconds by region (exclusive: they add up to the epoch),
+    largest first; "the rest" is what no region covers: inside `nlp.update`, the
+    components' own code (for a parser: its transition system, oracle and loss)."""
+    regions = dict(r["regions_s"])
+    parts = sorted(regions.items(), key=lambda item: -item[1])
+    rest = r["train_s"] - sum(regions.values())
+    parsers = [k[: -len(" model forward")] for k in regions if k.endswith(" model forward")]
+    label = "the rest" if not parsers else (
+        f"the rest ({'/'.join(parsers)}: transition system, oracle, loss; spaCy's loop)")
+    return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in parts) + (
+        f", {label} {rest:.2f} s (of {r['train_s']:.2f} s)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -338,6 +338,126 @@ def _embed(layers: _Layers, docs: list, lengths: list[int], is_train: bool, ops)
     return mixed, backprop
 
 
+# ---------------------------------------------------------------- the parsers' lower layer
+
+
+class _DeferredLower:
+    """The backward of one batch's PrecomputableAffine (the parser's lower layer), once
+    for all the transition steps, per token instead of per state.
+
+    spaCy calls it once per step: the step's states' gradients (B, nO, nP) times the whole
+    transposed weight gives each state's (nF, nI) feature gradients, which are scattered
+    to the tokens; the weight gradient is the states' gradients times their gathered
+    (nF·nI) features; a copy of the transposed W and an add of a transposed W-sized array
+    each step. Summed over the steps, both are products with the per-(token, feature)
+    sums of the states' gradients, G (tokens + 1, nF, nO·nP): the tokens' gradients are
+    G · W (one product of W's own layout), the weight's gradient Gᵀ · X, the padding's
+    the row of the missing tokens (id -1), the bias' the states' sum. About two states per
+    token in a parse: half the arithmetic, in two large products per batch instead of
+    four small ones per step. (spaCy's backward reads the features of a missing token
+    (-1) from the last token's row: the weight's gradient here does too.)"""
+
+    def __init__(self, layer: Model, X, backward):
+        self.layer, self.X, self.backward = layer, X, backward
+        self.deferring = False
+        self.recorded: list = []
+
+    def __call__(self, dY_ids):
+        if not self.deferring:
+            return self.backward(dY_ids)
+        self.recorded.append(dY_ids)
+        return None
+
+    def flush(self, d_tokvecs) -> None:
+        """Add the recorded steps' gradients to the layer's and to `d_tokvecs` (tokens + 1
+        rows: the last is the padding's)."""
+        recorded, self.recorded, self.deferring = self.recorded, [], False
+        if not recorded:
+            return
+        layer, X, ops = self.layer, self.X, self.layer.ops
+        dY = np.concatenate([d for d, _ in recorded]) if len(recorded) > 1 else recorded[0][0]
+        ids = np.concatenate([i for _, i in recorded]) if len(recorded) > 1 else recorded[0][1]
+        n = X.shape[0]
+        nF, nO, nP, nI = (layer.get_dim(d) for d in ("nF", "nO", "nP", "nI"))
+        states = dY.shape[0]
+        dY = ops.as_contig(dY.reshape(states, nO * nP))
+        key = np.where(ids < 0, n, ids).astype("int64") * nF + np.arange(nF)
+        order = np.argsort(key.reshape(-1), kind="stable")
+        indptr = np.zeros((n + 1) * nF + 1, dtype="int64")
+        np.cumsum(np.bincount(key.reshape(-1), minlength=(n + 1) * nF), out=indptr[1:])
+        from scipy.sparse import csr_matrix
+
+        sums = csr_matrix((np.ones(order.size, dtype="float32"), order // nF, indptr),
+                          shape=((n + 1) * nF, states))
+        G = np.asarray(sums @ dY, dtype="float32").reshape(n + 1, nF * nO * nP)
+        W = layer.get_param("W").reshape(nF * nO * nP, nI)
+        d_tokvecs += ops.gemm(G, W)
+        X_missing = np.vstack([X, X[-1:]])  # a missing token's features: the last row's
+        layer.inc_grad("W", ops.gemm(G, X_missing, trans1=True).reshape(nF, nO, nP, nI))
+        layer.inc_grad("b", dY.sum(axis=0).reshape(nO, nP))
+        layer.inc_grad("pad", G[n].reshape(1, nF, nO, nP))
+
+
+class FastParserForward:
+    """A forward function for spaCy's transition-based parser model (`TransitionModel`,
+    `spacy.TransitionBasedParser.v2` with its PrecomputableAffine lower layer): spaCy's own
+    step model, whose `finish_steps` runs the lower layer's backward once per batch (all
+    the steps' rows together) and scatters the tokens' gradients once, instead of once
+    per step. The same gradients, summed in another order."""
+
+    def __init__(self, plain):
+        self.plain = plain
+
+    def __call__(self, model: Model, docs, is_train: bool):
+        if not is_train:
+            return self.plain(model, docs, is_train)
+        lower = model.get_ref("lower")
+        inner = lower._func
+        deferred: list[_DeferredLower] = []
+
+        def forward(layer, X, is_train):
+            Y, backward = inner(layer, X, is_train)
+            deferred.append(_DeferredLower(layer, X, backward))
+            return Y, deferred[-1]
+
+        lower._func = forward
+        try:
+            step_model, finish = self.plain(model, docs, is_train)
+        finally:
+            lower._func = inner
+        if len(deferred) != 1 or not len(deferred[0].X):
+            return step_model, finish
+        recorder = deferred[0]
+
+        def finish_steps(golds):
+            tokvecs = step_model.tokvecs
+            ops = step_model.ops
+            d_tokvecs = ops.alloc((tokvecs.shape[0] + 1, tokvecs.shape[1]))
+            recorder.deferring = True
+            for ids, d_vector, bp_vector in step_model.backprops:
+                bp_vector((d_vector, ids))  # spaCy's maxout backward; the lower: recorded
+            recorder.flush(d_tokvecs)
+            step_model.bp_tokvecs(d_tokvecs[:-1])
+            return d_tokvecs
+
+        return step_model, finish_steps
+
+
+def _parser_models(nlp) -> list[Model]:
+    """The pipeline's transition-based models the parser fast path fits: spaCy's
+    TransitionModel with a PrecomputableAffine lower layer, on numpy ops."""
+    found = []
+    for _, proc in nlp.pipeline:
+        model = getattr(proc, "model", None)
+        if not isinstance(model, Model) or model.name != "parser_model":
+            continue
+        if not (model.has_ref("lower") and model.get_ref("lower").name == "precomputable_affine"):
+            continue
+        if isinstance(model.ops, NumpyOps):
+            found.append(model)
+    return found
+
+
 # ---------------------------------------------------------------- installing it
 
 
@@ -347,7 +467,12 @@ def fast_path_of(model: Model) -> FastTok2VecForward | None:
 
 def install_fast_path(nlp) -> str | None:
     """Run the pipeline's tok2vec on the fast path; return None, or why it stays on spaCy's
-    plain forward (no tok2vec, another architecture, ops other than numpy's)."""
+    plain forward (no tok2vec, another architecture, ops other than numpy's). The
+    pipeline's transition-based parsers get their fast backward (`FastParserForward`)
+    either way."""
+    for parser in _parser_models(nlp):
+        if not isinstance(parser._func, FastParserForward):
+            parser._func = FastParserForward(parser._func)
     if "tok2vec" not in nlp.pipe_names:
         return "no tok2vec component"
     model = nlp.get_pipe("tok2vec").model
@@ -364,7 +489,10 @@ def install_fast_path(nlp) -> str | None:
 
 
 def remove_fast_path(nlp) -> None:
-    """Put the tok2vec back on spaCy's plain forward."""
+    """Put the tok2vec and the parsers back on spaCy's plain forward."""
+    for parser in _parser_models(nlp):
+        if isinstance(parser._func, FastParserForward):
+            parser._func = parser._func.plain
     if "tok2vec" in nlp.pipe_names:
         model = nlp.get_pipe("tok2vec").model
         fast = fast_path_of(model)

@@ -199,6 +199,82 @@ def test_a_parsers_weights_track_spacys_on_ud(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
+def _parser_task(tmp_path, task_type: str):
+    if task_type == "ud":
+        dev = shared_data("ud_english_ewt", "en_ewt-ud-dev.conllu.gz")
+        source = {"format": "conllu", "train": str(dev), "dev": str(dev), "test": str(dev)}
+    else:
+        testa = shared_data("conll2003", "eng.testa.gz")
+        source = {"format": "conll2003", "train": str(testa), "dev": str(testa),
+                  "test": str(testa)}
+    build_task({"type": task_type, "source": source,
+                "limits": {"train": 40, "dev": 10, "test": 10}}, tmp_path / task_type)
+    return tmp_path / task_type
+
+
+def zero_grads(nlp) -> None:
+    for _, proc in nlp.pipeline:
+        for node in proc.model.walk():
+            for name in node.param_names:
+                if node.has_grad(name):
+                    node.set_grad(name, node.ops.alloc(node.get_grad(name).shape))
+
+
+@pytest.mark.parametrize("task_type", ["ud", "ner"])
+def test_the_parsers_backward_once_per_batch_gives_spacys_gradients(tmp_path, task_type):
+    """The parser's lower layer back-propagated once per batch, per token (FastParserForward)
+    against spaCy's once per step: the same gradients of every parameter (the lower
+    layer's W, bias and padding, the upper layer, the encoder through the tokens'
+    gradients) to float tolerance, after two real updates (spaCy's upper layer starts at
+    zero, so the first update's lower gradients are zero)."""
+    from spacy.util import fix_random_seed
+
+    from lmao.fast_finetune import FastParserForward
+
+    task = _parser_task(tmp_path, task_type)
+    nlp = pipeline(task, PLAIN, task_type=task_type)
+    examples = read_examples(nlp, task / "train.spacy")[:20]
+    parser = nlp.get_pipe("parser" if task_type == "ud" else "ner").model
+    with using_ops(nlp.get_pipe("tok2vec").model.ops):
+        optimizer = nlp.resume_training()
+        for _ in range(2):
+            nlp.update(examples, drop=0.0, sgd=optimizer)
+        grads = {}
+        for name in ("plain", "fast"):
+            if name == "fast":
+                assert install_fast_path(nlp) is None
+                assert isinstance(parser._func, FastParserForward)
+            zero_grads(nlp)
+            fix_random_seed(7)  # the parser's cut of long documents draws from `random`
+            nlp.update(examples, drop=0.0, sgd=False)
+            grads[name] = [(node.name, param, node.get_grad(param).copy())
+                           for _, proc in nlp.pipeline for node in proc.model.walk()
+                           for param in node.param_names if node.has_grad(param)]
+        remove_fast_path(nlp)
+        assert not isinstance(parser._func, FastParserForward)
+    lower = [g for node, _, g in grads["fast"] if node == "precomputable_affine"]
+    assert len(lower) == 3 and all(np.abs(g).max() > 0 for g in lower)
+    for (node, param, a), (_, _, b) in zip(grads["plain"], grads["fast"], strict=True):
+        scale = max(float(np.abs(a).max()), 1.0)
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * scale, err_msg=f"{node} {param}")
+
+
+def test_a_ner_models_weights_track_spacys(tmp_path):
+    """Several updates with dropout on both paths (the encoder's and the parser's fast
+    backward): the same weights to float tolerance."""
+    task = _parser_task(tmp_path, "ner")
+    weights = {}
+    for name in ("plain", "fast"):
+        nlp = pipeline(task, PLAIN, task_type="ner")
+        if name == "fast":
+            assert install_fast_path(nlp) is None
+        with using_ops(nlp.get_pipe("tok2vec").model.ops):
+            train_batches(nlp, read_examples(nlp, task / "train.spacy"), 0.1, n=4, size=10)
+        weights[name] = all_params(nlp)
+    for a, b in zip(weights["plain"], weights["fast"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
 def test_finetune_runs_on_the_fast_path_and_saves_a_plain_spacy_pipeline(polarity, tmp_path,
                                                                           monkeypatch):
     """`finetune` installs the fast path by default; the best pipeline it saves loads with
