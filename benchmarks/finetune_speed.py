@@ -24,7 +24,10 @@ with `--threads` BLAS threads (default 1: what the `finetune` rule gives a job).
 Per case and path: training and evaluation words/s, the epoch's seconds (training +
 evaluation), the encoder's share (tok2vec forward and backward: its seconds and the
 GFLOP/s its matrix products reach, against a numpy float32 product of the encoder's size
-measured on this machine), peak RSS, the loss and the dev score after the epoch; then
+measured on this machine), peak RSS, the loss and the dev score after the epoch, where
+the training time goes (exclusive seconds per region: encoder, each parser's model forward
+and backward, tagger, examples, optimizer, batching, the rest: the transition system and
+oracle); then
 `speedup` lines against spaCy's own; the LAST line is `speedup X`, the smallest epoch
 speedup of the fast path over the cases.
 """

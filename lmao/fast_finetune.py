@@ -27,6 +27,11 @@ plain forward computing what the fast one computed. A model of another shape (a 
 encoder, another embedding, GPU ops) is left on its plain forward: `install_fast_path`
 then returns the reason.
 
+The pipeline's transition-based parsers (`spacy.TransitionBasedParser.v2`: NER, the
+dependency parser) get `FastParserForward`: spaCy's own step model, whose lower layer
+(PrecomputableAffine) back-propagates once per batch and per token instead of once per
+transition step: the same gradients, summed in another order.
+
 One deliberate equality: for a word without a static vector spaCy zeroes the projected
 row but back-propagates through the table's last row (`V[rows]` with row -1); the fast path
 does the same, so its gradients are spaCy's.
