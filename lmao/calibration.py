@@ -75,16 +75,17 @@ class Speed:
 
 
 # Measured with `calibrate_cases` on the 2-core AMD EPYC build machine (one thread per
-# job, as the rule gives; CPU seconds; the median of 3 rounds at a load average of 1-2),
+# job, as the rule gives; CPU seconds; the median of 3 rounds on a quiet machine,
+# `python benchmarks/default_speeds.py`, commit 635d29e: the fast fine-tuning path),
 # width 128, depth 4, static vectors in, batches of 1,000 words:
 # docs/results/finetune_speed.md. Keyed by (task type, text classifier); other encoders
 # are scaled by `default_speed`.
 DEFAULT_SPEEDS: dict[tuple[str, str | None], Speed] = {
-    ("textcat", "reduce"): Speed(1 / 13_600, 0.013, 1 / 22_000, 0.0, 1.4, 0.09),
-    ("textcat", "ensemble"): Speed(1 / 14_100, 0.017, 1 / 28_000, 0.0, 1.4, 0.12),
-    ("textcat", "bow"): Speed(1 / 780_000, 0.002, 1 / 140_000, 0.0, 1.1, 0.015),
-    ("ner", None): Speed(1 / 10_900, 0.018, 1 / 17_900, 0.0, 1.4, 0.11),
-    ("ud", None): Speed(1 / 5_000, 0.053, 1 / 13_100, 0.0, 1.9, 0.13),
+    ("textcat", "reduce"): Speed(1 / 13_900, 0.014, 1 / 45_700, 0.0, 1.3, 0.14),
+    ("textcat", "ensemble"): Speed(1 / 15_600, 0.017, 1 / 48_300, 0.0, 1.4, 0.18),
+    ("textcat", "bow"): Speed(1 / 700_000, 0.002, 1 / 650_000, 0.0, 1.1, 0.015),
+    ("ner", None): Speed(1 / 12_000, 0.018, 1 / 27_100, 0.0, 1.3, 0.16),
+    ("ud", None): Speed(1 / 6_500, 0.023, 1 / 15_000, 0.0, 1.8, 0.15),
 }
 DEFAULT_ENCODER = EncoderSettings(width=128, depth=4, include_static_vectors=True)
 # How a fine-tuning job's time per word grows with the encoder: as width^1.7 × (depth + 1)
