@@ -102,3 +102,21 @@ def test_more_cores_never_take_longer_and_one_core_does_all_the_work_in_turn():
     assert plan.wall(1) == pytest.approx(plan.pretrain_core_seconds
                                          + plan.finetune_seconds.total)
     assert isinstance(plan.finetune_seconds, JobSeconds)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
+def test_every_shipped_config_gets_core_hours_and_a_wall_clock(name, tmp_path, monkeypatch):
+    """The cost lines of each config in config/ (the default speeds; a task whose data this
+    machine lacks is named, not counted)."""
+    import argparse
+
+    monkeypatch.setenv(calibration.CACHE_ENV, str(tmp_path))
+    experiment = Experiment(load_config(REPO / "config" / name, check_files=False))
+    lines = cost.cost_lines(experiment, argparse.Namespace(cores=8, calibrate=False,
+                                                           no_calibrate=True))
+    assert lines[0].startswith("pre-training: ")
+    finetune = next(line for line in lines if line.startswith("fine-tuning: "))
+    assert "core-hours" in finetune and "at --cores 8" in finetune
+    assert next(line for line in lines if line.startswith("total: ")).endswith("not counted)")
+    if experiment.halving() is not None:
+        assert any(line.startswith("  halving: ") for line in lines)
