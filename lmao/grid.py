@@ -234,8 +234,12 @@ class Experiment:
                            epoch: int) -> FinetuneJob:
         """The run of `finetune_job` up to a halving decision after `epoch`, then paused."""
         plan = self.halving()
-        if plan is None or epoch not in plan.epochs:
-            raise ConfigError(f"finetune.search.halving: no decision after epoch {epoch}")
+        if plan is None:
+            raise ConfigError("finetune.search.halving: the config has no halving, so no "
+                              "stages to pause at")
+        if epoch not in plan.epochs:
+            raise ConfigError(f"finetune.search.halving: no decision after epoch {epoch} "
+                              f"(the decisions are after epochs {list(plan.epochs)})")
         return replace(self.finetune_job(task, run, words, sample, seed), pause_after=epoch)
 
     def decode_job(self, run: str) -> DecodeJob:
