@@ -224,3 +224,21 @@ def test_a_new_keep_fraction_reruns_the_decisions_and_the_runs_they_now_keep(hal
     plan = snakemake(other, "--cores", "1", "-n").stdout
     assert "halving" in plan and "params have changed" in plan
     assert "rule finetune_stage:" not in plan and "rule pretrain:" not in plan
+
+
+def test_a_stage_job_exists_only_at_a_decision_epoch():
+    from lmao.grid import Experiment
+
+    config = _with_halving({"epochs": [1, 2]})
+    validate_config(config)
+    experiment = Experiment(config)
+    job = experiment.finetune_stage_job("polarity", "none", 0, 1, 0, 2)
+    assert job.pause_after == 2
+    assert job.params() == {**experiment.finetune_job("polarity", "none", 0, 1, 0).params(),
+                            "pause_after": 2}
+    with pytest.raises(ConfigError, match=r"no decision after epoch 3 \(the decisions are "
+                                          r"after epochs \[1, 2\]\)"):
+        experiment.finetune_stage_job("polarity", "none", 0, 1, 0, 3)
+    del config["finetune"]["search"]["halving"]
+    with pytest.raises(ConfigError, match="the config has no halving"):
+        Experiment(config).finetune_stage_job("polarity", "none", 0, 1, 0, 2)
