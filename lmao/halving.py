@@ -2,10 +2,10 @@
 
 After each decision epoch, the samples still in the race are ranked by their mean dev
 score over every init and seed of the task (each run's best epoch so far, on the task's
-primary metric); the best `keep` fraction, rounded up, trains on and the rest stop there (ties, to 9
-decimals, go to the lower sample number).
-The same samples go on for every init, so each init's runs stay paired with the
-baseline's on the same sample and seed. Patience still applies inside each run.
+primary metric); the best `keep` fraction, rounded up, trains on and the rest stop there
+(ties, to 9 decimals, go to the lower sample number). The same samples go on for every
+init, so each init's runs stay paired with the baseline's on the same sample and seed.
+Patience still applies inside each run.
 
 A run that goes on does not start over: the stage that ran up to the decision leaves the
 run's state where the run's own resume file lies (`lmao.finetune_state`), and the next
