@@ -46,7 +46,7 @@ from spacy.attrs import ORTH
 from spacy.vectors import Mode, Vectors
 from thinc.api import Model, NumpyOps
 
-from .pretrain.engines import EmbedLayers, NoFastPath, _sum_by_type, window_blocks
+from .pretrain.engines import EmbedLayers, NoFastPath, mix_per_type, window_blocks
 
 _EMBED_CHAINS = (  # the layers of spaCy's MultiHashEmbed.v2 chain, with and without vectors
     ["extract_features", "list2ragged", "with_array", "with_array", "ragged2list"],
@@ -323,24 +323,7 @@ def _embed(layers: _Layers, docs: list, lengths: list[int], is_train: bool, ops)
                                                   types[:, n_columns], is_train)
         parts.append(projected)
         backprops.append(bp_projected)
-    per_type = ops.xp.hstack(parts) if len(parts) > 1 else hashed
-    mixed_types, bp_mixed = embed.mixer(per_type, is_train)
-    mixed = mixed_types[inverse]
-    bp_dropout = None
-    if embed.mixer_dropout is not None:
-        mixed, bp_dropout = embed.mixer_dropout(mixed, is_train)
-
-    def backprop(d_mixed) -> None:
-        if bp_dropout is not None:
-            d_mixed = bp_dropout(d_mixed)
-        d_types = _sum_by_type(ops, inverse, len(types)) @ d_mixed
-        d_per_type = bp_mixed(ops.as_contig(d_types))
-        start = 0
-        for part, bp in zip(parts, backprops, strict=True):
-            bp(ops.as_contig(d_per_type[:, start : start + part.shape[1]]))
-            start += part.shape[1]
-
-    return mixed, backprop
+    return mix_per_type(embed, parts, backprops, inverse, ops, is_train)
 
 
 # ---------------------------------------------------------------- the parsers' lower layer

@@ -147,6 +147,32 @@ def _sum_by_type(ops: Ops, inverse: np.ndarray, n_types: int):
     return csr_matrix((data, order, indptr), shape=(n_types, len(inverse)))
 
 
+def mix_per_type(layers: EmbedLayers, parts: list, backprops: list, inverse: np.ndarray,
+                 ops: Ops, is_train: bool):
+    """The embedding's mixer (maxout + layer norm) on the per-type `parts` (hash
+    embeddings, static vectors), gathered per token by `inverse`, then the mixer's
+    per-token dropout; the backprop sums the tokens' gradients per type and hands each
+    part its columns. (Pre-training's engine and the fine-tuning fast path share it.)"""
+    per_type = ops.xp.hstack(parts) if len(parts) > 1 else parts[0]
+    mixed_types, bp_mixed = layers.mixer(per_type, is_train=is_train)
+    mixed = mixed_types[ops.asarray(inverse)]
+    bp_dropout = None
+    if layers.mixer_dropout is not None:
+        mixed, bp_dropout = layers.mixer_dropout(mixed, is_train=is_train)
+
+    def backprop(d_mixed) -> None:
+        if bp_dropout is not None:
+            d_mixed = bp_dropout(d_mixed)
+        d_types = _sum_by_type(ops, inverse, len(per_type)) @ d_mixed
+        d_per_type = bp_mixed(ops.as_contig(d_types))
+        start = 0
+        for part, bp in zip(parts, backprops, strict=True):
+            bp(ops.as_contig(d_per_type[:, start : start + part.shape[1]]))
+            start += part.shape[1]
+
+    return mixed, backprop
+
+
 def _static_forward(layer: Model, vectors: np.ndarray):
     """spaCy's StaticVectors on gathered vectors: a projection without bias, with dropout
     over output columns."""
@@ -229,24 +255,7 @@ class FastTok2Vec:
                                                       self.vectors(device_types))
             parts.append(projected)
             backprops.append(bp_projected)
-        per_type = ops.xp.hstack(parts) if len(parts) > 1 else hashed
-        mixed_types, bp_mixed = self.layers.mixer(per_type, is_train=True)
-        mixed = mixed_types[ops.asarray(inverse)]
-        bp_dropout = None
-        if self.layers.mixer_dropout is not None:
-            mixed, bp_dropout = self.layers.mixer_dropout(mixed, is_train=True)
-
-        def backprop(d_mixed: np.ndarray) -> None:
-            if bp_dropout is not None:
-                d_mixed = bp_dropout(d_mixed)
-            d_types = _sum_by_type(ops, inverse, len(types)) @ d_mixed
-            d_per_type = bp_mixed(ops.as_contig(d_types))
-            start = 0
-            for part, bp in zip(parts, backprops, strict=True):
-                bp(ops.as_contig(d_per_type[:, start : start + part.shape[1]]))
-                start += part.shape[1]
-
-        return mixed, backprop
+        return mix_per_type(self.layers, parts, backprops, inverse, ops, is_train=True)
 
     def _dense(self, host_ids: np.ndarray, lengths: list[int], trained):
         ops = self.encode.ops
