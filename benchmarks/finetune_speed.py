@@ -9,8 +9,9 @@ same batches, one epoch of training and one evaluation on dev, three ways:
   dropout draws);
 - `today`: our `finetune` code path before the fast path: spaCy's components on
   `lmao.ops.BlasOps`;
-- `fast`: the same on `BlasOps` with `lmao.fast_finetune` installed on the tok2vec (what
-  `lmao.finetune.finetune` runs by default).
+- `fast`: the same on `BlasOps` with `lmao.fast_finetune` installed on the tok2vec and
+  thinc's Adam stepping through `lmao.fused_adam` (what `lmao.finetune.finetune` runs by
+  default).
 
 Cases: (a) IMDB-1k text classification (the study's 1,000 training reviews; dev: the last
 reviews of the study's dev split), textcat "reduce"; (b) CoNLL-2003 NER; (c) UD English EWT
@@ -333,6 +334,10 @@ def run_path(case: str, path: str, task_dir: Path, vectors: Path, seed: int,
         training = registry.resolve(nlp.config.interpolate()["training"],
                                     schema=ConfigSchemaTraining)
         optimizer, batcher, dropout = (training[k] for k in ("optimizer", "batcher", "dropout"))
+        if path == "fast":
+            from lmao.fused_adam import fuse_adam
+
+            fuse_adam(optimizer)
         train = read_examples(nlp, task_dir / "train.spacy")
         dev = read_examples(nlp, task_dir / "dev.spacy")
         setup = time.perf_counter() - started

@@ -27,6 +27,7 @@ from .encoder import build_tok2vec, tok2vec_config
 from .fast_finetune import install_fast_path
 from .fileio import InputError, atomic_dir, atomic_path
 from .finetune_state import EpochStates, run_fingerprint
+from .fused_adam import fuse_adam
 from .grid import PRIMARY_METRIC
 from .jobs import FinetuneInputs, FinetuneJob
 from .layout import resume_path
@@ -305,7 +306,8 @@ def _train(task_type: str, config: Config, task_dir: Path, seed: int,
     aux = None if auxiliary is None else AuxiliaryLMAO(
         nlp.get_pipe("tok2vec").model, nlp.vocab, auxiliary, seed)
     training = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
-    optimizer, batcher, dropout = training["optimizer"], training["batcher"], training["dropout"]
+    batcher, dropout = training["batcher"], training["dropout"]
+    optimizer = fuse_adam(training["optimizer"])  # thinc's Adam, one pass per parameter
     train = read_examples(nlp, task_dir / "train.spacy")
     dev = read_examples(nlp, task_dir / "dev.spacy")
     rng = random.Random(seed)

@@ -19,6 +19,7 @@ from thinc.api import Adam, Model, Ops, Optimizer, fix_random_seed, require_gpu,
 from tqdm import tqdm
 
 from ..fileio import append_jsonl, write_bytes
+from ..fused_adam import fuse_adam
 from ..ops import BlasOps, GpuOps, to_host, using_ops
 from ..settings import MASK_WORD, PretrainSettings
 from ..store import TokenStore, read_heads
@@ -194,8 +195,9 @@ class PretrainRun:
         model = build_pretrain_model(settings, objective.width)
         model.initialize(X=[Doc(vocab, words=store.words(store.doc(0)[:50]))])
         set_dropout_rate(model, settings.dropout)
-        optimizer = Adam(settings.learn_rate, L2=settings.L2, grad_clip=settings.grad_clip,
-                         L2_is_weight_decay=True, use_averages=True)
+        optimizer = fuse_adam(Adam(settings.learn_rate, L2=settings.L2,
+                                   grad_clip=settings.grad_clip, L2_is_weight_decay=True,
+                                   use_averages=True))
         input_types = [*store.types, MASK_WORD]
         encoder, note = make_engine(settings.engine, model.get_ref("tok2vec"), vocab,
                                     input_types, settings.encoder.attrs, static, needed_rows)
