@@ -16,11 +16,15 @@ same batches, one epoch of training and one evaluation on dev, three ways:
 Cases: (a) IMDB-1k text classification (the study's 1,000 training reviews; dev: the last
 reviews of the study's dev split), textcat "reduce"; (b) CoNLL-2003 NER; (c) UD English EWT
 tagging + parsing. Each (case, path) runs in its own process (so peak RSS is its own),
-with `--threads` BLAS threads (default 1: what the `finetune` rule gives a job).
+with `--threads` BLAS threads (default 1: what the `finetune` rule gives a job);
+`--jobs N` runs N copies of each at once, as `snakemake --cores N` runs N fine-tunes side
+by side on a machine, and reports their means (the copies share the memory bus and the
+caches, as a grid's jobs do).
 
     python benchmarks/finetune_speed.py                      # the default sizes (minutes)
     python benchmarks/finetune_speed.py --words 20000 --dev-words 5000   # ~a minute
     python benchmarks/finetune_speed.py --cases ner --paths today fast
+    python benchmarks/finetune_speed.py --jobs 2       # two of each at once, as a grid runs
 
 Per case and path: training and evaluation words/s, the epoch's seconds (training +
 evaluation), the encoder's share (tok2vec forward and backward: its seconds and the
@@ -439,6 +443,34 @@ def where_time_goes(r: dict) -> str:
         f", {label} {rest:.2f} s (of {r['train_s']:.2f} s)")
 
 
+def run_copies(command: list[str], env: dict, jobs: int, label: str) -> dict:
+    """Run `jobs` copies of one (case, path) child at once; their result, the timings the
+    mean over the copies (the copies compute the same thing: same weights, same scores)."""
+    children = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(jobs)]
+    results = []
+    for child in children:
+        stdout, stderr = child.communicate()
+        line = [x for x in stdout.splitlines() if x.startswith("RESULT ")]
+        if child.returncode != 0 or not line:
+            sys.exit(f"{label} failed:\n{stdout}\n{stderr}")
+        results.append(json.loads(line[-1][len("RESULT "):]))
+    first = results[0]
+    if any(r["score"] != first["score"] or r["weights"] != first["weights"] for r in results):
+        sys.exit(f"{label}: the copies disagree: {[r['score'] for r in results]}")
+
+    def mean(values):
+        return sum(values) / len(values)
+
+    merged = dict(first)
+    for key in ("setup_s", "train_s", "eval_s", "epoch_s"):
+        merged[key] = mean([r[key] for r in results])
+    for key in ("encoder_s", "encoder_flops", "regions_s"):
+        merged[key] = {k: mean([r[key][k] for r in results]) for k in first[key]}
+    merged["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
+    return merged
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
@@ -451,6 +483,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-words", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads per path (default 1, as the finetune rule gives a job)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="copies of each (case, path) run at once, as `snakemake --cores "
+                        "N` runs N fine-tunes side by side (default 1); figures are their "
+                        "means")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run each (case, path) this many times and keep its fastest "
+                        "epoch (this machine's run-to-run spread is ~±15%%)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path(os.environ.get(
         "LMAO_BENCH_DIR", "/tmp/lmao-finetune-speed")),
@@ -469,7 +508,8 @@ def main(argv: list[str] | None = None) -> None:
         os.environ[var] = str(args.threads)
     rate = gemm_rate()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"threads per path {args.threads}; numpy float32 gemm 8192x384 . 384x384: "
+          f"threads per path {args.threads}, {args.jobs} at once, best of "
+          f"{args.repeats}; numpy float32 gemm 8192x384 . 384x384: "
           f"{rate:.1f} GFLOP/s", flush=True)
     with open("/proc/loadavg") as f:
         print(f"load average before: {f.read().strip()}", flush=True)
@@ -483,11 +523,9 @@ def main(argv: list[str] | None = None) -> None:
             command = [sys.executable, __file__, "--seed", str(args.seed), "--batch-words",
                        str(args.batch_words), "--child", case, path, str(task_dir),
                        str(vectors)]
-            done = subprocess.run(command, env=env, capture_output=True, text=True)
-            line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-            if done.returncode != 0 or not line:
-                sys.exit(f"{case} {path} failed:\n{done.stdout}\n{done.stderr}")
-            results.append(json.loads(line[-1][len("RESULT "):]))
+            runs = [run_copies(command, env, args.jobs, f"{case} {path}")
+                    for _ in range(args.repeats)]
+            results.append(min(runs, key=lambda r: r["epoch_s"]))
             print(report(results[-1:], rate)[0], flush=True)
     with open("/proc/loadavg") as f:
         print(f"load average after: {f.read().strip()}", flush=True)
