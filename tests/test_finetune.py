@@ -272,3 +272,39 @@ def test_halving_stages_continue_a_run_into_the_log_of_an_uninterrupted_run(tmp_
     trained.clear()
     assert stage(2) == scores(straight)[:2]
     assert trained == [] and state.exists()
+
+
+def test_the_pipeline_is_initialised_from_one_read_of_the_training_corpus(tmp_path,
+                                                                            monkeypatch):
+    """spaCy's init_nlp reads (and re-tokenizes) the training corpus once per pass it
+    makes; inside `corpus_read_once` it reads it once and builds the same pipeline: the
+    same labels in the same order, the same initial weights."""
+    from spacy.training import Corpus
+    from spacy.training.initialize import init_nlp
+
+    from lmao.finetune import corpus_read_once, training_config
+    from lmao.settings import DEFAULT_HYPERPARAMETERS
+
+    task_dir = tmp_path / "task"
+    build_task({"type": "textcat", "source": {"type": "gensim_polarity"},
+                "split": {"seed": 0, "n_train": 60, "n_dev": 40}}, task_dir)
+    config = training_config("textcat", task_dir, ENCODER, DEFAULT_HYPERPARAMETERS, 0, None,
+                             None)
+    passes = []
+    plain_make = Corpus.make_examples
+
+    def counted(corpus, nlp, docs):
+        passes.append(corpus.path.name)
+        return plain_make(corpus, nlp, docs)
+
+    monkeypatch.setattr(Corpus, "make_examples", counted)
+    plain = init_nlp(config)
+    plain_passes, passes[:] = list(passes), []
+    with corpus_read_once():
+        once = init_nlp(config)
+    assert len(plain_passes) >= 3 and passes == ["train.spacy"]
+    assert Corpus.__call__ is not None and "first_pass" not in Corpus.__call__.__qualname__
+    assert once.pipe_names == plain.pipe_names
+    assert once.get_pipe("textcat").labels == plain.get_pipe("textcat").labels
+    for name in plain.pipe_names:
+        assert once.get_pipe(name).to_bytes() == plain.get_pipe(name).to_bytes(), name
