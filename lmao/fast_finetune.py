@@ -15,8 +15,9 @@ from the same parameters and writes the same gradients, in another order:
 - **The window CNN on spaCy's padded layout, built once.** Tokens are gathered straight
   into the array `with_array(pad=depth × window)` would build (the documents joined by
   `pad` zero rows; empty documents take no rows), and spaCy's own residual blocks run on
-  it; the output per document is a view into it. No per-document lists, no Ragged, no
-  re-padding on the way back.
+  it, each with its element-wise work fused (`lmao.window_block`); the output per
+  document is a view into it. No per-document lists, no Ragged, no re-padding on the way
+  back.
 
 The masks are drawn from the model's ops in spaCy's order and shapes (four hash
 embeddings, the static projection, the mixer's per-token mask, then one per window layer),
@@ -39,6 +40,7 @@ does the same, so its gradients are spaCy's.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +49,7 @@ from spacy.vectors import Mode, Vectors
 from thinc.api import Model, NumpyOps
 
 from .pretrain.engines import EmbedLayers, NoFastPath, mix_per_type, window_blocks
+from .window_block import install_fused_blocks, remove_fused_blocks
 
 _EMBED_CHAINS = (  # the layers of spaCy's MultiHashEmbed.v2 chain, with and without vectors
     ["extract_features", "list2ragged", "with_array", "with_array", "ragged2list"],
@@ -469,10 +472,12 @@ def install_fast_path(nlp) -> str | None:
     if not isinstance(model.ops, NumpyOps):
         return f"the fast path runs on numpy ops, not {type(model.ops).__name__}"
     try:
-        _Layers.of(model)
+        layers = _Layers.of(model)
     except NoFastPath as err:
         return str(err)
     model._func = FastTok2VecForward(model._func)
+    with contextlib.suppress(NoFastPath):  # else the blocks run on thinc's own layers
+        install_fused_blocks(layers.residuals)
     return None
 
 
@@ -485,4 +490,5 @@ def remove_fast_path(nlp) -> None:
         model = nlp.get_pipe("tok2vec").model
         fast = fast_path_of(model)
         if fast is not None:
+            remove_fused_blocks(fast.layers(model).residuals)
             model._func = fast.plain
