@@ -47,8 +47,9 @@ class BlasOps(NumpyOps):
             return numpy.ones(shape, dtype="float32")
         if drop >= 1.0:
             return self.alloc_f(shape)
-        keep = self.rng.random(shape, dtype=numpy.float32) >= drop
-        return keep.astype(numpy.float32) * numpy.float32(1.0 / (1.0 - drop))
+        draws = self.rng.random(shape, dtype=numpy.float32)
+        keep = draws >= drop  # the mask, scaled, written over the draws: one pass fewer
+        return numpy.multiply(keep, numpy.float32(1.0 / (1.0 - drop)), out=draws)
 
 
 def maxout(xp, X):
