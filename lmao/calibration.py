@@ -76,16 +76,17 @@ class Speed:
 
 # Measured with `calibrate_cases` on the 2-core AMD EPYC build machine (one thread per
 # job, as the rule gives; CPU seconds; the median of 3 rounds on a quiet machine,
-# `python benchmarks/default_speeds.py`, commit 635d29e: the fast fine-tuning path),
+# `python benchmarks/default_speeds.py`, commit f13b642: the fast path with the fused
+# optimizer and window block; the start-up includes loading numba, ~0.6 s),
 # width 128, depth 4, static vectors in, batches of 1,000 words:
 # docs/results/finetune_speed.md. Keyed by (task type, text classifier); other encoders
 # are scaled by `default_speed`.
 DEFAULT_SPEEDS: dict[tuple[str, str | None], Speed] = {
-    ("textcat", "reduce"): Speed(1 / 13_900, 0.014, 1 / 45_700, 0.0, 1.3, 0.14),
-    ("textcat", "ensemble"): Speed(1 / 15_600, 0.017, 1 / 48_300, 0.0, 1.4, 0.18),
-    ("textcat", "bow"): Speed(1 / 700_000, 0.002, 1 / 650_000, 0.0, 1.1, 0.015),
-    ("ner", None): Speed(1 / 12_000, 0.018, 1 / 27_100, 0.0, 1.3, 0.16),
-    ("ud", None): Speed(1 / 6_500, 0.023, 1 / 15_000, 0.0, 1.8, 0.15),
+    ("textcat", "reduce"): Speed(1 / 14_621, 0.008, 1 / 46_518, 0.0, 1.8, 0.176),
+    ("textcat", "ensemble"): Speed(1 / 16_034, 0.009, 1 / 44_938, 0.0, 1.7, 0.207),
+    ("textcat", "bow"): Speed(1 / 626_394, 0.001, 1 / 633_736, 0.0, 1.2, 0.019),
+    ("ner", None): Speed(1 / 11_303, 0.011, 1 / 25_867, 0.0, 1.5, 0.151),
+    ("ud", None): Speed(1 / 7_245, 0.019, 1 / 14_347, 0.0, 1.9, 0.152),
 }
 DEFAULT_ENCODER = EncoderSettings(width=128, depth=4, include_static_vectors=True)
 # How a fine-tuning job's time per word grows with the encoder: as width^1.7 × (depth + 1)
