@@ -20,15 +20,15 @@ from __future__ import annotations
 import numpy
 from thinc.api import Optimizer
 
+from .ops import compiled
+
 _kernels = None  # the compiled step, once loaded
 
 
 def _compiled():
-    """The numba kernel, compiled (or loaded from numba's cache) on first use: importing
-    numba costs ~0.3 s, which a command that never trains should not pay."""
+    """The numba kernel, compiled (or loaded from numba's cache) on first use."""
     global _kernels
     if _kernels is None:
-        from numba import njit
 
         def adam_step(weights, gradient, mom1, mom2, averages, clip, b1, one_minus_b1, b2,
                       one_minus_b2, eps, learn_rate, decay, average_rate):
@@ -50,7 +50,7 @@ def _compiled():
                 if track:
                     averages[i] = averages[i] - average_rate * (averages[i] - w)
 
-        kernel = njit(cache=True, nogil=True, error_model="numpy")(adam_step)
+        kernel = compiled(adam_step)
         one, zero = numpy.ones(1, dtype="float32"), numpy.float32(0)
         kernel(one, one.copy(), one.copy(), one.copy(), one.copy(), *[zero] * 9)  # load it
         _kernels = kernel

@@ -52,6 +52,20 @@ class BlasOps(NumpyOps):
         return numpy.multiply(keep, numpy.float32(1.0 / (1.0 - drop)), out=draws)
 
 
+def compiled(function):
+    """`function` compiled by numba (no Python objects, float errors as numpy's), with its
+    machine code cached beside the module where that folder (or numba's user cache) can
+    be written, else compiled afresh in each process (a read-only install on a cluster).
+    numba is imported here, on first use: ~0.3 s a command that never trains need not
+    pay."""
+    from numba import njit
+
+    try:
+        return njit(cache=True, nogil=True, error_model="numpy")(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return njit(cache=False, nogil=True, error_model="numpy")(function)
+
+
 def maxout(xp, X):
     """(max over the last axis, its index as int32), in whole-array operations."""
     which = X.argmax(axis=-1).astype("int32")

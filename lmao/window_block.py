@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from thinc.api import Model, NumpyOps
 
+from .ops import compiled
 from .pretrain.engines import NoFastPath
 
 _kernels: tuple | None = None  # (forward, backward), once compiled
@@ -35,8 +36,6 @@ def _compiled() -> tuple:
     global _kernels
     if _kernels is not None:
         return _kernels
-    from numba import njit
-
     def forward(Z, bias, G, beta, mask, X, nP, out, which, xhat, inv_std):
         # Z: (N, nO·nP) products without the bias; out = X + mask · (LN(maxout(Z + b)))
         N, nO = out.shape
@@ -93,8 +92,7 @@ def _compiled() -> tuple:
                 dZ[i, piece] = dh
                 dbias[piece] += dh
 
-    jit = njit(cache=True, nogil=True, error_model="numpy")
-    _kernels = (jit(forward), jit(backward))
+    _kernels = (compiled(forward), compiled(backward))
     return _kernels
 
 

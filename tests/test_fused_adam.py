@@ -97,3 +97,23 @@ def test_fuse_adam_keeps_the_object_and_its_state():
 
     custom = Custom(0.01)
     assert type(fuse_adam(custom)) is Custom, "a subclass's own step is left alone"
+
+
+def test_a_kernel_compiles_where_no_cache_can_be_written(monkeypatch):
+    """A read-only install (no folder numba may cache into) compiles in each process
+    instead of failing."""
+    from numba.core import caching
+
+    from lmao.ops import compiled
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])
+
+    def double(values):
+        for i in range(values.size):
+            values[i] *= 2
+
+    kernel = compiled(double)
+    values = numpy.arange(4, dtype="float32")
+    kernel(values)
+    assert values.tolist() == [0, 2, 4, 6]
+    assert kernel._cache.__class__.__name__ == "NullCache"
