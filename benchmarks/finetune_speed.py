@@ -251,6 +251,7 @@ def _timed_parser_forward(inner, regions: Regions, name: str):
         step_model._func = timed_step
         return step_model, regions.wrap(backward_name, finish)
 
+    forward.__wrapped__ = inner  # the fast path still sees its parser forward inside
     return forward
 
 

@@ -239,9 +239,9 @@ def calibrate_cases(cases: list[Case]) -> dict[Case, Speed]:
     busy machine slows the calibration down but hardly changes its figures)."""
     if not cases:
         return {}
-    env = {**os.environ, **{name: "1" for name in (
-        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GOTO_NUM_THREADS",
-        "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}}
+    from .ops import BLAS_THREAD_VARS  # (thinc: imported only when calibrating)
+
+    env = {**os.environ, **dict.fromkeys(BLAS_THREAD_VARS, "1")}
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     launch = min(_child_cpu([sys.executable, "-c", JOB_IMPORTS], env) for _ in range(2))

@@ -41,12 +41,16 @@ does the same, so its gradients are spaCy's.
 from __future__ import annotations
 
 import contextlib
+import inspect
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from spacy.attrs import ORTH
+from spacy.tokens import Doc
+from spacy.util import minibatch
 from spacy.vectors import Mode, Vectors
-from thinc.api import Model, NumpyOps
+from thinc.api import Model, NumpyOps, set_dropout_rate
 
 from .pretrain.engines import EmbedLayers, NoFastPath, mix_per_type, window_blocks
 from .window_block import install_fused_blocks, remove_fused_blocks
@@ -394,12 +398,20 @@ class FastParserForward:
     `spacy.TransitionBasedParser.v2` with its PrecomputableAffine lower layer): spaCy's own
     step model, whose `finish_steps` runs the lower layer's backward once per batch (all
     the steps' rows together) and scatters the tokens' gradients once, instead of once
-    per step. The same gradients, summed in another order."""
+    per step. The same gradients, summed in another order.
+
+    Its upper layer runs on the model's ops: spaCy rebuilds that layer on NumpyOps when
+    the labels are added (`resize_output` under `use_ops("cpu")`), so its small products
+    per step would otherwise go through blis while the rest of the model has BlasOps."""
 
     def __init__(self, plain):
         self.plain = plain
 
     def __call__(self, model: Model, docs, is_train: bool):
+        if model.has_ref("upper"):
+            upper = model.get_ref("upper")
+            if upper.ops is not model.ops and type(upper.ops) is NumpyOps:
+                upper.ops = model.ops
         if not is_train:
             return self.plain(model, docs, is_train)
         lower = model.get_ref("lower")
@@ -432,6 +444,50 @@ class FastParserForward:
             return d_tokvecs
 
         return step_model, finish_steps
+
+
+def greedy_parse(parser, docs: list) -> list:
+    """spaCy's greedy decoding (`Parser.greedy_parse`), each step's scores computed by the
+    parser's own step model on the model's ops: one matrix product over all the batch's
+    unfinished states per step, where spaCy's C loop calls BLIS per step with its own
+    kernels (the generic ones on CPUs BLIS does not recognise). The same transitions from
+    the same scores: spaCy's `transition_states` applies them; the step model is the one
+    spaCy's beam search steps."""
+    if not any(len(doc) for doc in docs):
+        return parser.moves.init_batch(docs)
+    parser._ensure_labels_are_added(docs)
+    set_dropout_rate(parser.model, 0.0)
+    batch = parser.moves.init_batch(docs)
+    step_model = parser.model.predict(docs)
+    states = [state for state in batch if not state.is_final()]
+    while states:
+        states = parser.transition_states(states, step_model.predict(states))
+    step_model.clear_memory()
+    return batch
+
+
+def _decodes_greedily(proc) -> bool:
+    """A transition-based component on the fast parser forward (under any wrappers that
+    name it as their `__wrapped__`), with greedy decoding."""
+    model = getattr(proc, "model", None)
+    return (isinstance(model, Model) and isinstance(inspect.unwrap(model._func), FastParserForward)
+            and getattr(proc, "cfg", {}).get("beam_width", 1) == 1)
+
+
+def pipe(nlp, docs: Iterable[Doc], batch_size: int | None = None) -> Iterator[Doc]:
+    """`nlp.pipe(docs)` for Docs, with `greedy_parse` for the transition-based components
+    on the fast path; a pipeline without any is spaCy's own `nlp.pipe`."""
+    if not any(_decodes_greedily(proc) for _, proc in nlp.pipeline):
+        yield from nlp.pipe(docs, batch_size=batch_size)
+        return
+    size = batch_size or nlp.batch_size
+    for batch in minibatch(docs, size):
+        for _, proc in nlp.pipeline:
+            if _decodes_greedily(proc):
+                proc.set_annotations(batch, greedy_parse(proc, batch))
+            else:
+                batch = list(proc.pipe(batch, batch_size=size))
+        yield from batch
 
 
 def _parser_models(nlp) -> list[Model]:

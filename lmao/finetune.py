@@ -28,6 +28,7 @@ from thinc.api import Config, Optimizer, get_current_ops
 
 from .encoder import build_tok2vec, tok2vec_config
 from .fast_finetune import install_fast_path
+from .fast_finetune import pipe as fast_pipe
 from .fileio import InputError, atomic_dir, atomic_path
 from .finetune_state import EpochStates, run_fingerprint
 from .fused_adam import fuse_adam
@@ -197,7 +198,7 @@ def apply_gradients(nlp, optimizer: Optimizer, encoder_optimizer: ScaledOptimize
 def evaluate(task_type: str, nlp, examples: list[Example]) -> dict[str, float]:
     """Dev metrics from one prediction pass: accuracy, macro F and the majority-class rate
     (textcat), P/R/F (NER), POS accuracy, UAS and LAS (UD)."""
-    predicted = nlp.pipe(_unannotated(nlp.vocab, eg.reference) for eg in examples)
+    predicted = fast_pipe(nlp, (_unannotated(nlp.vocab, eg.reference) for eg in examples))
     scored = [Example(doc, eg.reference) for doc, eg in zip(predicted, examples, strict=True)]
     scores = {}
     for name in task_components(task_type, 0):

@@ -4,7 +4,7 @@ be saved and restored.
 
 thinc's NumpyOps multiplies with the bundled single-threaded blis; on this project's build
 machines (2-core AMD EPYC, AVX2) a 3000×288 · 288×288 product runs at ~26 GFLOPS through
-blis and ~130 GFLOPS through numpy's OpenBLAS on both cores; small products stay on blis.
+blis and ~130 GFLOPS through numpy's OpenBLAS on both cores.
 Matrix products are most of the pre-training cost. Dropout masks come from a float32 PCG64
 stream owned by the ops (2.5× faster than NumpyOps' float64 draws), whose state is saved
 with each checkpoint. cupy's own generator has no state one can save, so on a GPU each
@@ -21,12 +21,21 @@ from typing import Any
 import numpy
 from thinc.api import CupyOps, Model, NumpyOps, Ops, Optimizer, get_current_ops, set_current_ops
 
-# Below this many multiply-adds, waking OpenBLAS's threads costs more than the product
-# (a parser's 32×128·128×384: 0.2 ms through blis, 4 ms through numpy here).
-SMALL_PRODUCT = 4_000_000
+# What Snakemake sets to a job's `threads` (and so the BLAS threads of a pipeline job).
+BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "GOTO_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 class BlasOps(NumpyOps):
+    """Every matrix product through numpy's BLAS, small ones included. Its bits depend on
+    the BLAS threads (OpenBLAS splits the summed axis of a weight gradient's product over
+    them), so a rerun is exact on the same threads: Snakemake gives a job its rule's
+    (`BLAS_THREAD_VARS`); by hand, set them the same. Measured here, single-threaded,
+    OpenBLAS is 3-4× blis at every size from a parser step's 32×64·64×125 up (blis runs
+    its generic kernels on CPUs it does not recognise, as this AMD EPYC); two 2-thread
+    processes on 2 cores (the worst case for waking OpenBLAS's threads) left it level
+    with blis on mid-sized products, not behind."""
+
     name = "lmao_blas"
 
     def __init__(self, seed: int = 0, **kwargs):
@@ -36,8 +45,6 @@ class BlasOps(NumpyOps):
     def gemm(self, x, y, out=None, trans1=False, trans2=False):
         a = x.T if trans1 else x
         b = y.T if trans2 else y
-        if a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT:
-            return super().gemm(x, y, out=out, trans1=trans1, trans2=trans2)
         if out is None:
             return numpy.matmul(a, b)
         return numpy.matmul(a, b, out=out)

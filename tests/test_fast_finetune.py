@@ -8,9 +8,15 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 from spacy.training.initialize import init_nlp
-from thinc.api import set_dropout_rate
+from thinc.api import Adam, set_dropout_rate
 
-from lmao.fast_finetune import FastTok2VecForward, fast_path_of, install_fast_path, remove_fast_path
+from lmao.fast_finetune import (
+    FastTok2VecForward,
+    fast_path_of,
+    greedy_parse,
+    install_fast_path,
+    remove_fast_path,
+)
 from lmao.finetune import ScaledOptimizer, apply_gradients, read_examples, training_config
 from lmao.ops import BlasOps, using_ops
 from lmao.settings import EncoderSettings
@@ -257,6 +263,49 @@ def test_the_parsers_backward_once_per_batch_gives_spacys_gradients(tmp_path, ta
     for (node, param, a), (_, _, b) in zip(grads["plain"], grads["fast"], strict=True):
         scale = max(float(np.abs(a).max()), 1.0)
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * scale, err_msg=f"{node} {param}")
+
+
+@pytest.mark.parametrize("task_type", ["ud", "ner"])
+def test_greedy_decoding_predicts_what_spacys_parse_loop_predicts(tmp_path, monkeypatch,
+                                                                  task_type):
+    """After a few real updates, the fast path's `pipe` (each parser step scored by the
+    step model on the model's ops) parses the dev documents exactly as `nlp.pipe` with
+    spaCy's C parse loop does: the same heads and labels, the same entities, empty
+    documents included; and it did decode them itself."""
+    import lmao.fast_finetune as fast
+
+    task = _parser_task(tmp_path, task_type)
+    nlp = pipeline(task, PLAIN, task_type=task_type)
+    train = read_examples(nlp, task / "train.spacy")
+    optimizer = Adam(0.01)  # four passes: enough for the NER model to predict entities
+    with using_ops(nlp.get_pipe("tok2vec").model.ops):
+        for i in range(0, 4 * len(train), 8):
+            nlp.update(train[i % len(train):][:8], drop=0.1, sgd=optimizer)
+    references = [eg.reference for eg in read_examples(nlp, task / "dev.spacy")]
+
+    def docs():
+        plain = [Doc(nlp.vocab, words=[t.text for t in d]) for d in references]
+        return [Doc(nlp.vocab, words=[]), *plain[:7], Doc(nlp.vocab, words=[]), *plain[7:]]
+
+    def annotations(parsed):
+        if task_type == "ner":
+            return [[(e.start, e.end, e.label_) for e in doc.ents] for doc in parsed]
+        return [[(t.head.i, t.dep_, t.tag_) for t in doc] for doc in parsed]
+
+    spacys = annotations(nlp.pipe(docs(), batch_size=4))
+    assert install_fast_path(nlp) is None
+    calls = []
+    monkeypatch.setattr(fast, "greedy_parse", lambda p, d: calls.append(len(d)) or
+                        greedy_parse(p, d))
+    ours = annotations(fast.pipe(nlp, docs(), batch_size=4))
+    assert calls and sum(calls) == len(references) + 2
+    assert ours == spacys
+    assert sum(map(len, ours)) > 0  # something was predicted
+    parser = nlp.get_pipe("parser" if task_type == "ud" else "ner").model
+    assert parser.get_ref("upper").ops is parser.ops  # the small products on BlasOps
+    remove_fast_path(nlp)
+    monkeypatch.setattr(fast, "greedy_parse", None)
+    assert annotations(fast.pipe(nlp, docs(), batch_size=4)) == spacys  # spaCy's own pipe
 
 
 def test_a_ner_models_weights_track_spacys(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 from lmao.config import ConfigError, check_references, load_config, validate_config
 from lmao.halving import Decision, HalvingPlan, decide
 from lmao.layout import Layout
+from lmao.ops import BLAS_THREAD_VARS
 
 from .conftest import REPO, shared_data, snakemake
 
@@ -194,7 +196,8 @@ def test_only_the_samples_each_decision_kept_train_on_and_the_report_says_which_
 @pytest.mark.slow
 def test_a_kept_run_logs_what_the_same_run_without_halving_logs(halved, tmp_path):
     """The stages continue from the saved state: the final log equals one straight run of
-    the same job (`lmao finetune`, no stages)."""
+    the same job (`lmao finetune`, no stages, on the one BLAS thread Snakemake gives the
+    rule's jobs: a product's bits depend on how many threads sum it)."""
     config, results = halved
     kept = Decision.read(results / "finetune" / "polarity" / "halving-epoch-2.json").kept[0]
     final = Path(Layout(str(results), "").finetune_scores("polarity", "lmao", 3000, kept, 1))
@@ -204,7 +207,8 @@ def test_a_kept_run_logs_what_the_same_run_without_halving_logs(halved, tmp_path
                     "--run", "lmao", "--words", "3000", "--checkpoint",
                     str(results / "pretrain" / "lmao" / "words-3000.bin"), "--sample",
                     str(kept), "--seed", "1", "--out", str(out)], check=True,
-                   capture_output=True, cwd=config.parent)
+                   capture_output=True, cwd=config.parent,
+                   env={**os.environ, **dict.fromkeys(BLAS_THREAD_VARS, "1")})
 
     def lines(path: Path) -> list[dict]:
         return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
