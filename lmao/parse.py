@@ -10,7 +10,10 @@ import spacy
 from spacy.tokens import Doc
 from tqdm import tqdm
 
+from .fast_finetune import install_fast_path
+from .fast_finetune import pipe as fast_pipe
 from .fileio import atomic_dir
+from .ops import BlasOps, using_ops
 from .store import HEADS_DTYPE, TokenStore
 
 
@@ -19,9 +22,13 @@ def parse_store(store_dir: str | Path, parser_dir: str | Path, out_dir: str | Pa
     """Write `heads.i32` (each token's head as an offset from it) for every store token.
 
     The parser reads the store's own tokens (no re-tokenization), so heads align with
-    `tokens.u32` exactly.
+    `tokens.u32` exactly. It runs on the fine-tuning fast path (`lmao.fast_finetune`:
+    its tok2vec, its greedy decoding stepped on numpy's BLAS), which parses as spaCy's
+    own `nlp.pipe` does (tested).
     """
-    nlp = spacy.load(parser_dir)
+    with using_ops(BlasOps()):  # the models' products through numpy's BLAS
+        nlp = spacy.load(parser_dir)
+    install_fast_path(nlp)  # a parser of another architecture keeps spaCy's forward
     if "parser" not in nlp.pipe_names:
         raise ValueError(f"{parser_dir}: the pipeline has no parser ({nlp.pipe_names})")
     store = TokenStore(store_dir)
@@ -29,11 +36,11 @@ def parse_store(store_dir: str | Path, parser_dir: str | Path, out_dir: str | Pa
     disabled = [name for name in nlp.pipe_names if name not in keep and name != "tok2vec"]
     docs = (Doc(nlp.vocab, words=store.words(ids)) for ids in store.iter_docs())
     n_words = 0
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp, nlp.select_pipes(disable=disabled):
         with open(tmp / "heads.i32", "wb") as out, tqdm(total=store.n_words, unit=" words",
                                                           unit_scale=True, desc="parse",
                                                           mininterval=2) as bar:
-            for doc in nlp.pipe(docs, batch_size=batch_size, disable=disabled):
+            for doc in fast_pipe(nlp, docs, batch_size=batch_size):
                 heads = np.fromiter((t.head.i - t.i for t in doc), dtype=HEADS_DTYPE,
                                     count=len(doc))
                 out.write(heads.tobytes())

@@ -308,6 +308,36 @@ def test_greedy_decoding_predicts_what_spacys_parse_loop_predicts(tmp_path, monk
     assert annotations(fast.pipe(nlp, docs(), batch_size=4)) == spacys  # spaCy's own pipe
 
 
+def test_a_corpus_parse_on_the_fast_path_gives_spacys_heads(tmp_path, lee_lines):
+    """`parse_store` (the head objectives' parse of a corpus) loads a trained parser on
+    the fast path: the heads it writes are those of spaCy's own `spacy.load` and
+    `nlp.pipe` on the same tokens."""
+    from lmao.parse import parse_store
+    from lmao.store import TokenStore, build_store, read_heads
+
+    task = _parser_task(tmp_path, "ud")
+    nlp = pipeline(task, PLAIN, task_type="ud")
+    train = read_examples(nlp, task / "train.spacy")
+    optimizer = Adam(0.01)
+    with using_ops(nlp.get_pipe("tok2vec").model.ops):
+        for i in range(0, 3 * len(train), 8):
+            nlp.update(train[i % len(train):][:8], drop=0.1, sgd=optimizer)
+    nlp.to_disk(tmp_path / "parser")
+    build_store(lee_lines[:40], tmp_path / "store")
+    store = TokenStore(tmp_path / "store")
+    parse_store(tmp_path / "store", tmp_path / "parser", tmp_path / "parse", batch_size=16)
+    ours = np.asarray(read_heads(tmp_path / "parse", store))
+
+    plain = spacy.load(tmp_path / "parser")
+    assert fast_path_of(plain.get_pipe("tok2vec").model) is None
+    docs = (Doc(plain.vocab, words=store.words(ids)) for ids in store.iter_docs())
+    spacys = np.concatenate([[t.head.i - t.i for t in doc]
+                             for doc in plain.pipe(docs, batch_size=16)])
+    assert len(ours) == store.n_words > 1000
+    assert np.count_nonzero(spacys) > 0  # not every token its own head
+    np.testing.assert_array_equal(ours, spacys)
+
+
 def test_a_ner_models_weights_track_spacys(tmp_path):
     """Several updates with dropout on both paths (the encoder's and the parser's fast
     backward): the same weights to float tolerance."""
