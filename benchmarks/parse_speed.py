@@ -49,6 +49,7 @@ def build(work: Path) -> tuple[Path, Path]:
             train, optimizer = read_examples(nlp, task_dir / "train.spacy"), Adam(0.001)
             for start in range(0, 2000, 32):
                 nlp.update(train[start:start + 32], sgd=optimizer, drop=0.1)
+        parser.parent.mkdir(parents=True, exist_ok=True)
         nlp.to_disk(parser)
     if not (store / "meta.json").exists():
         from lmao.sources import iter_texts
