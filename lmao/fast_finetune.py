@@ -485,8 +485,10 @@ def pipe(nlp, docs: Iterable[Doc], batch_size: int | None = None) -> Iterator[Do
         for _, proc in nlp.pipeline:
             if _decodes_greedily(proc):
                 proc.set_annotations(batch, greedy_parse(proc, batch))
-            else:
+            elif hasattr(proc, "pipe"):
                 batch = list(proc.pipe(batch, batch_size=size))
+            else:  # a function component, as spaCy calls it
+                batch = [proc(doc) for doc in batch]
         yield from batch
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import spacy
+from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training.initialize import init_nlp
 from thinc.api import Adam, set_dropout_rate
@@ -265,6 +266,12 @@ def test_the_parsers_backward_once_per_batch_gives_spacys_gradients(tmp_path, ta
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * scale, err_msg=f"{node} {param}")
 
 
+@Language.component("lmao_test_seen")
+def _seen(doc: Doc) -> Doc:
+    doc.user_data["seen"] = True
+    return doc
+
+
 @pytest.mark.parametrize("task_type", ["ud", "ner"])
 def test_greedy_decoding_predicts_what_spacys_parse_loop_predicts(tmp_path, monkeypatch,
                                                                   task_type):
@@ -294,6 +301,9 @@ def test_greedy_decoding_predicts_what_spacys_parse_loop_predicts(tmp_path, monk
 
     spacys = annotations(nlp.pipe(docs(), batch_size=4))
     assert install_fast_path(nlp) is None
+    nlp.add_pipe("lmao_test_seen")  # a function component, run as spaCy runs it
+    assert all(doc.user_data["seen"] for doc in fast.pipe(nlp, docs(), batch_size=4))
+    nlp.remove_pipe("lmao_test_seen")
     calls = []
     monkeypatch.setattr(fast, "greedy_parse", lambda p, d: calls.append(len(d)) or
                         greedy_parse(p, d))
