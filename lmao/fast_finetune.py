@@ -52,6 +52,7 @@ from spacy.util import minibatch
 from spacy.vectors import Mode, Vectors
 from thinc.api import Model, NumpyOps, set_dropout_rate
 
+from .ops import compiled
 from .pretrain.engines import EmbedLayers, NoFastPath, mix_per_type, window_blocks
 from .window_block import install_fused_blocks, remove_fused_blocks
 
@@ -393,6 +394,84 @@ class _DeferredLower:
         layer.inc_grad("pad", G[n].reshape(1, nF, nO, nP))
 
 
+_state_kernel = None  # once compiled
+
+
+def _compiled_state_kernel():
+    """The numba kernel of a parser step's state vectors, compiled (or loaded from
+    numba's cache) on first use."""
+    global _state_kernel
+    if _state_kernel is not None:
+        return _state_kernel
+
+    def state_vectors(cached, ids, bias, best, which):
+        # cached: (tokens + 1, nF, nO·nP), row 0 the padding; ids: (B, nF), -1 missing.
+        # Each state: its features' rows summed in feature order, then the bias (spaCy's
+        # saxpy per feature and `+= bias`: the same float32 sums), then the maxout (the
+        # first of equal pieces, as thinc's).
+        n_states, n_feats = ids.shape
+        width = cached.shape[2]  # nO·nP
+        n_out = best.shape[1]
+        pieces = width // n_out
+        acc = np.empty(width, dtype=np.float32)
+        for b in range(n_states):
+            for j in range(width):
+                acc[j] = 0.0
+            for f in range(n_feats):
+                row = ids[b, f] + 1
+                if row < 0:
+                    row = 0
+                for j in range(width):
+                    acc[j] += cached[row, f, j]
+            for j in range(width):
+                acc[j] += bias[j]
+            for o in range(n_out):
+                chosen = 0
+                top = acc[o * pieces]
+                for p in range(1, pieces):
+                    if acc[o * pieces + p] > top:
+                        top = acc[o * pieces + p]
+                        chosen = p
+                best[b, o] = top
+                which[b, o] = chosen
+
+    _state_kernel = compiled(state_vectors)
+    return _state_kernel
+
+
+class _FastStateVectors:
+    """A parser step's state vectors (spaCy's `precompute_hiddens`: the states' features
+    summed from the lower layer's per-token outputs, its bias, the maxout) in one compiled
+    pass, where spaCy calls BLAS's saxpy per state and feature; the same float32 sums.
+    Its backward is spaCy's: the maxout's, then the lower layer's."""
+
+    def __init__(self, plain, cached, bias, lower_backward):
+        self.plain = plain
+        self.cached = cached.reshape(cached.shape[0], cached.shape[1], -1)
+        self.bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+        self.lower_backward = lower_backward
+        self.kernel = _compiled_state_kernel()
+
+    def __getattr__(self, name):  # nF, nO, nP, ops, get_dim: spaCy's object's
+        return getattr(self.plain, name)
+
+    def __call__(self, token_ids, is_train: bool):
+        nO, nP = self.plain.nO, self.plain.nP
+        best = np.empty((token_ids.shape[0], nO), dtype=np.float32)
+        which = np.empty((token_ids.shape[0], nO), dtype=np.int32)
+        self.kernel(self.cached, np.ascontiguousarray(token_ids, dtype=np.int32), self.bias,
+                    best, which)
+        if not is_train:
+            return best, lambda X: X
+
+        def backward(d_best_ids):
+            d_best, ids = d_best_ids
+            d_pieces = self.plain.ops.backprop_maxout(d_best, which, nP)
+            return self.lower_backward((d_pieces, ids))
+
+        return best, backward
+
+
 class FastParserForward:
     """A forward function for spaCy's transition-based parser model (`TransitionModel`,
     `spacy.TransitionBasedParser.v2` with its PrecomputableAffine lower layer): spaCy's own
@@ -412,15 +491,15 @@ class FastParserForward:
             upper = model.get_ref("upper")
             if upper.ops is not model.ops and type(upper.ops) is NumpyOps:
                 upper.ops = model.ops
-        if not is_train:
-            return self.plain(model, docs, is_train)
         lower = model.get_ref("lower")
         inner = lower._func
         deferred: list[_DeferredLower] = []
+        outputs: list = []
 
         def forward(layer, X, is_train):
             Y, backward = inner(layer, X, is_train)
             deferred.append(_DeferredLower(layer, X, backward))
+            outputs.append(Y)
             return Y, deferred[-1]
 
         lower._func = forward
@@ -431,6 +510,11 @@ class FastParserForward:
         if len(deferred) != 1 or not len(deferred[0].X):
             return step_model, finish
         recorder = deferred[0]
+        if lower.get_dim("nP") > 1 and outputs[0].dtype == np.float32:  # maxout, as spaCy's
+            step_model.state2vec = _FastStateVectors(step_model.state2vec, outputs[0],
+                                                     lower.get_param("b"), recorder)
+        if not is_train:
+            return step_model, finish
 
         def finish_steps(golds):
             tokvecs = step_model.tokvecs

@@ -348,6 +348,38 @@ def test_a_corpus_parse_on_the_fast_path_gives_spacys_heads(tmp_path, lee_lines)
     np.testing.assert_array_equal(ours, spacys)
 
 
+@pytest.mark.parametrize("task_type", ["ud", "ner"])
+def test_the_compiled_state_vectors_are_spacys_to_the_bit(tmp_path, task_type):
+    """A parser step's state vectors (features summed, bias, maxout) from the compiled
+    kernel equal spaCy's `precompute_hiddens` bit for bit, on states a few transitions
+    into real documents (missing features included), after real updates."""
+    from lmao.fast_finetune import _FastStateVectors
+
+    task = _parser_task(tmp_path, task_type)
+    nlp = pipeline(task, PLAIN, task_type=task_type)
+    train = read_examples(nlp, task / "train.spacy")
+    optimizer = Adam(0.01)
+    with using_ops(nlp.get_pipe("tok2vec").model.ops):
+        for i in range(0, 2 * len(train), 8):
+            nlp.update(train[i % len(train):][:8], drop=0.1, sgd=optimizer)
+    proc = nlp.get_pipe("parser" if task_type == "ud" else "ner")
+    docs = list(nlp.get_pipe("tok2vec").pipe(
+        [Doc(nlp.vocab, words=[t.text for t in eg.reference]) for eg in train[:12]]))
+    plain = proc.model.predict(docs)
+    assert install_fast_path(nlp) is None
+    fast = proc.model.predict(docs)
+    assert isinstance(fast.state2vec, _FastStateVectors)
+    states = [s for s in proc.moves.init_batch(docs) if not s.is_final()]
+    checked = 0
+    for _ in range(6):
+        ids = plain.get_token_ids(states)
+        ours, theirs = fast.state2vec(ids, False)[0], plain.state2vec(ids, False)[0]
+        np.testing.assert_array_equal(ours, theirs)
+        checked += (ids < 0).any() + (ids >= 0).any()
+        states = proc.transition_states(states, plain.predict(states))
+    assert checked >= 2 and np.abs(ours).max() > 0
+
+
 def test_a_ner_models_weights_track_spacys(tmp_path):
     """Several updates with dropout on both paths (the encoder's and the parser's fast
     backward): the same weights to float tolerance."""
