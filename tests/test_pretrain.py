@@ -116,15 +116,20 @@ def test_a_damaged_state_names_the_file(lee_store, lee_vectors, tmp_path, damage
         pretrain(lee_store, lee_vectors, settings(), [1400, 2800], tmp_path, progress=False)
 
 
+# Long enough that the child cannot finish between the moment a test sees it working and
+# the signal (6,000 words sometimes did, and the test then skipped).
+KILL_RUN_WORDS = 20_000
+
+
 def start_pretraining_child(store, vectors, out, save_every_words: int) -> subprocess.Popen:
-    """The kill tests' victim: a separate process pre-training to 6,000 words."""
+    """The kill tests' victim: a separate process pre-training to KILL_RUN_WORDS words."""
     script = (
         "import sys\n"
         "from lmao.pretrain import pretrain, PretrainSettings, Preempted\n"
         f"s = PretrainSettings.from_dict({{'encoder': {TINY!r}, 'batch_words': 350, "
         f"'hidden_width': 24, 'log_every_words': 1000, 'save_every_words': {save_every_words}}})\n"
         "try:\n"
-        f"    pretrain({str(store)!r}, {str(vectors)!r}, s, [6000], {str(out)!r}, "
+        f"    pretrain({str(store)!r}, {str(vectors)!r}, s, [{KILL_RUN_WORDS}], {str(out)!r}, "
         "progress=False)\n"
         "except Preempted as stopped:\n"
         "    sys.exit(128 + stopped.signum)\n"
@@ -142,36 +147,36 @@ def wait_for(path, child: subprocess.Popen, what: str) -> None:
 
 
 def assert_resumes_bit_identically(store, vectors, out, straight) -> None:
-    resumed = pretrain(store, vectors, settings(save_every_words=700, batch_words=350), [6000],
-                       out, progress=False)
+    resumed = pretrain(store, vectors, settings(save_every_words=700, batch_words=350),
+                       [KILL_RUN_WORDS], out, progress=False)
     assert resumed[0].read_bytes() == straight[0].read_bytes()
     words = [json.loads(line)["words"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert words == sorted(set(words)), "log lines repeated after the resume"
 
 
 @pytest.fixture(scope="module")
-def straight_6000(lee_store, lee_vectors, tmp_path_factory) -> list:
+def straight_run(lee_store, lee_vectors, tmp_path_factory) -> list:
     """The uninterrupted run the kill tests must reproduce."""
     return pretrain(lee_store, lee_vectors, settings(save_every_words=700, batch_words=350),
-                    [6000], tmp_path_factory.mktemp("straight"), progress=False)
+                    [KILL_RUN_WORDS], tmp_path_factory.mktemp("straight"), progress=False)
 
 
 def test_kill_minus_nine_then_resume_is_bit_identical(lee_store, lee_vectors, tmp_path,
-                                                      straight_6000):
+                                                      straight_run):
     out = tmp_path / "killed"
     child = start_pretraining_child(lee_store, lee_vectors, out, save_every_words=700)
     wait_for(out / "partial.state", child, "periodic state")
     child.kill()  # SIGKILL: no chance to clean up
     child.wait()
-    if (out / "words-6000.bin").exists():
+    if (out / f"words-{KILL_RUN_WORDS}.bin").exists():
         pytest.skip("the child finished before it could be killed")
-    assert_resumes_bit_identically(lee_store, lee_vectors, out, straight_6000)
+    assert_resumes_bit_identically(lee_store, lee_vectors, out, straight_run)
 
 
 def test_sigterm_saves_the_state_then_resume_is_bit_identical(lee_store, lee_vectors, tmp_path,
-                                                             straight_6000):
+                                                             straight_run):
     """A scheduler's pre-emption: SIGTERM mid-run saves the state at once (no periodic save
-    would have happened before 6,000 words) and exits 143; the rerun loses no word."""
+    would have happened before the end) and exits 143; the rerun loses no word."""
     out = tmp_path / "preempted"
     child = start_pretraining_child(lee_store, lee_vectors, out, save_every_words=10**9)
     wait_for(out / "log.jsonl", child, "log")
@@ -179,12 +184,12 @@ def test_sigterm_saves_the_state_then_resume_is_bit_identical(lee_store, lee_vec
         time.sleep(0.02)  # wait for real progress: the first log line, at 1,000 words
     child.send_signal(signal.SIGTERM)
     returncode = child.wait()
-    if (out / "words-6000.bin").exists():
+    if (out / f"words-{KILL_RUN_WORDS}.bin").exists():
         pytest.skip("the child finished before it could be stopped")
     assert returncode == 128 + signal.SIGTERM
     state = pickle.loads((out / "partial.state").read_bytes())
-    assert 1000 <= state["words"] < 6000
-    assert_resumes_bit_identically(lee_store, lee_vectors, out, straight_6000)
+    assert 1000 <= state["words"] < KILL_RUN_WORDS
+    assert_resumes_bit_identically(lee_store, lee_vectors, out, straight_run)
 
 
 def test_checkpoint_is_spacy_tok2vec_bytes(lee_store, lee_vectors, tmp_path):
